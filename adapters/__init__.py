@@ -1,0 +1,1 @@
+"""One module per channel and per outside system, each behind a small interface."""

@@ -1,0 +1,126 @@
+"""Every setting kollega reads, in one pydantic-settings class built once in ``create_app``.
+
+Ops configure the bot through environment variables (or a ``.env`` file); the names are a
+contract with deployments, the README and the tests, so they live here and nowhere else.
+The Bot Framework fields carry the attribute names ``ConfigurationBotFrameworkAuthentication``
+reads (``APP_ID`` …) and the ``MicrosoftAppId`` … names Azure and the samples use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_KNOWLEDGE_DIR = REPO_ROOT / "knowledge" / "sample"
+SUPPORTED_LANGUAGES = ("nb", "nn", "sv", "da", "fi", "en")
+
+
+def _alias(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Settings from the environment; unknown variables are ignored, bad values refused at start."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        case_sensitive=False,
+    )
+
+    # Bot Framework identity (read by ConfigurationBotFrameworkAuthentication by attribute name).
+    APP_ID: str = Field("", validation_alias=_alias("MicrosoftAppId", "APP_ID"))
+    APP_PASSWORD: str = Field("", validation_alias=_alias("MicrosoftAppPassword", "APP_PASSWORD"))
+    APP_TYPE: Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"] = Field(
+        "MultiTenant", validation_alias=_alias("MicrosoftAppType", "APP_TYPE")
+    )
+    APP_TENANTID: str = Field(
+        "", validation_alias=_alias("MicrosoftAppTenantId", "APP_TENANTID")
+    )
+    # Overrides used by tests and sovereign clouds; empty means the SDK's public-cloud default.
+    TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL: str = Field(
+        "", validation_alias=_alias("KOLLEGA_BOT_OPENID_METADATA_URL")
+    )
+    TO_BOT_FROM_CHANNEL_TOKEN_ISSUER: str = Field(
+        "", validation_alias=_alias("KOLLEGA_BOT_TOKEN_ISSUER")
+    )
+
+    host: str = Field("127.0.0.1", validation_alias=_alias("KOLLEGA_HOST"))
+    port: int = Field(3978, ge=1, le=65535, validation_alias=_alias("KOLLEGA_PORT"))
+    knowledge_dir: Path = Field(
+        SAMPLE_KNOWLEDGE_DIR, validation_alias=_alias("KOLLEGA_KNOWLEDGE_DIR")
+    )
+    database_url: str = Field(
+        "sqlite+aiosqlite:///kollega.db", validation_alias=_alias("KOLLEGA_DATABASE_URL")
+    )
+    default_language: str = Field("nb", validation_alias=_alias("KOLLEGA_DEFAULT_LANGUAGE"))
+    admin_token: str = Field("", validation_alias=_alias("KOLLEGA_ADMIN_TOKEN"))
+    log_level: str = Field("INFO", validation_alias=_alias("KOLLEGA_LOG_LEVEL"))
+    max_message_chars: int = Field(
+        4000, ge=100, validation_alias=_alias("KOLLEGA_MAX_MESSAGE_CHARS")
+    )
+    analytics_flush_seconds: float = Field(
+        1.0, gt=0, validation_alias=_alias("KOLLEGA_ANALYTICS_FLUSH_SECONDS")
+    )
+
+    # Workplace / Messenger platform.
+    workplace_app_secret: str = Field("", validation_alias=_alias("KOLLEGA_WORKPLACE_APP_SECRET"))
+    workplace_verify_token: str = Field(
+        "", validation_alias=_alias("KOLLEGA_WORKPLACE_VERIFY_TOKEN")
+    )
+    workplace_access_token: str = Field(
+        "", validation_alias=_alias("KOLLEGA_WORKPLACE_ACCESS_TOKEN")
+    )
+    workplace_graph_url: str = Field(
+        "https://graph.facebook.com", validation_alias=_alias("KOLLEGA_WORKPLACE_GRAPH_URL")
+    )
+
+    # Microsoft Graph (contact lookup, group membership).
+    graph_tenant_id: str = Field("", validation_alias=_alias("KOLLEGA_GRAPH_TENANT_ID"))
+    graph_client_id: str = Field("", validation_alias=_alias("KOLLEGA_GRAPH_CLIENT_ID"))
+    graph_client_secret: str = Field("", validation_alias=_alias("KOLLEGA_GRAPH_CLIENT_SECRET"))
+    graph_url: str = Field("https://graph.microsoft.com", validation_alias=_alias("KOLLEGA_GRAPH_URL"))
+    graph_authority: str = Field(
+        "https://login.microsoftonline.com", validation_alias=_alias("KOLLEGA_GRAPH_AUTHORITY")
+    )
+    graph_ca_bundle: str = Field("", validation_alias=_alias("KOLLEGA_GRAPH_CA_BUNDLE"))
+    switchboard: str = Field("", validation_alias=_alias("KOLLEGA_SWITCHBOARD"))
+
+    # Tickets and HR.
+    tickets: Literal["", "mail", "topdesk", "webhook"] = Field(
+        "", validation_alias=_alias("KOLLEGA_TICKETS")
+    )
+    smtp_host: str = Field("", validation_alias=_alias("KOLLEGA_SMTP_HOST"))
+    smtp_port: int = Field(587, validation_alias=_alias("KOLLEGA_SMTP_PORT"))
+    smtp_user: str = Field("", validation_alias=_alias("KOLLEGA_SMTP_USER"))
+    smtp_password: str = Field("", validation_alias=_alias("KOLLEGA_SMTP_PASSWORD"))
+    smtp_starttls: bool = Field(True, validation_alias=_alias("KOLLEGA_SMTP_STARTTLS"))
+    servicedesk_mail: str = Field("", validation_alias=_alias("KOLLEGA_SERVICEDESK_MAIL"))
+    mail_from: str = Field("", validation_alias=_alias("KOLLEGA_MAIL_FROM"))
+    topdesk_url: str = Field("", validation_alias=_alias("KOLLEGA_TOPDESK_URL"))
+    topdesk_user: str = Field("", validation_alias=_alias("KOLLEGA_TOPDESK_USER"))
+    topdesk_app_password: str = Field("", validation_alias=_alias("KOLLEGA_TOPDESK_APP_PASSWORD"))
+    ticket_webhook_url: str = Field("", validation_alias=_alias("KOLLEGA_TICKET_WEBHOOK_URL"))
+    ticket_webhook_secret: str = Field(
+        "", validation_alias=_alias("KOLLEGA_TICKET_WEBHOOK_SECRET")
+    )
+    leave_url: str = Field("", validation_alias=_alias("KOLLEGA_LEAVE_URL"))
+
+    @field_validator("default_language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in SUPPORTED_LANGUAGES:
+            raise ValueError(f"must be one of {', '.join(SUPPORTED_LANGUAGES)}")
+        return value
+
+    @property
+    def auth_enabled(self) -> bool:
+        """An empty app id is the Emulator's local mode: no token is checked."""
+        return bool(self.APP_ID)

@@ -1,0 +1,1 @@
+"""Conversations, free of any channel SDK: answer, choices, fallback, help and the rest."""

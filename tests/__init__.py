@@ -1,0 +1,1 @@
+"""kollega's tests: real HTTP servers on loopback stand in for every outside system."""
