@@ -1,0 +1,33 @@
+"""The one SQLAlchemy ``MetaData`` every table of kollega belongs to, and engine creation.
+
+One metadata object lets Alembic see the whole schema and lets tests create it in one
+call. Modules that own a table (analytics, state storage, audit) declare it against
+``metadata`` here; nothing else about the database is global.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+logger = logging.getLogger(__name__)
+
+# Stable constraint names keep Alembic migrations identical on SQLite and PostgreSQL.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine; SQLite gets a busy timeout so short write bursts wait instead of failing."""
+    if url.startswith("sqlite"):
+        return create_async_engine(url, connect_args={"timeout": 15})
+    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
