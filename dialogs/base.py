@@ -13,6 +13,7 @@ instead of branching on intent names.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -35,6 +36,17 @@ class DialogContext:
     state: dict[str, Any] = field(default_factory=dict)
     transcript: list[dict[str, str]] = field(default_factory=list)
     conversation: dict[str, Any] = field(default_factory=dict)  # conversation-wide memory
+    # Asks the channel for the user's principal name (e-mail/UPN) only when a dialog needs
+    # it (a ticket, a leave balance): in Teams that is a Bot Connector call, so not per turn.
+    principal_lookup: Callable[[], Awaitable[str]] | None = None
+
+    async def principal_name(self) -> str:
+        """The user's principal name, or "" where the channel cannot tell."""
+        if self.message.user.principal_name:
+            return self.message.user.principal_name
+        if self.principal_lookup is None:
+            return ""
+        return await self.principal_lookup()
 
     @property
     def language(self) -> str:
