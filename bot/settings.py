@@ -40,9 +40,7 @@ class Settings(BaseSettings):
     APP_TYPE: Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"] = Field(
         "MultiTenant", validation_alias=_alias("MicrosoftAppType", "APP_TYPE")
     )
-    APP_TENANTID: str = Field(
-        "", validation_alias=_alias("MicrosoftAppTenantId", "APP_TENANTID")
-    )
+    APP_TENANTID: str = Field("", validation_alias=_alias("MicrosoftAppTenantId", "APP_TENANTID"))
     # Overrides used by tests and sovereign clouds; empty means the SDK's public-cloud default.
     TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL: str = Field(
         "", validation_alias=_alias("KOLLEGA_BOT_OPENID_METADATA_URL")
@@ -68,6 +66,17 @@ class Settings(BaseSettings):
     analytics_flush_seconds: float = Field(
         1.0, gt=0, validation_alias=_alias("KOLLEGA_ANALYTICS_FLUSH_SECONDS")
     )
+    # Shared by all replicas so the daily conversation-counting key is the same everywhere;
+    # empty = a random key per process (fine for one replica).
+    analytics_secret: str = Field("", validation_alias=_alias("KOLLEGA_ANALYTICS_SECRET"))
+    state_storage: Literal["sql", "memory"] = Field(
+        "sql", validation_alias=_alias("KOLLEGA_STATE_STORAGE")
+    )
+    knowledge_poll_seconds: float = Field(
+        2.0, gt=0, validation_alias=_alias("KOLLEGA_KNOWLEDGE_POLL_SECONDS")
+    )
+    log_json: bool = Field(True, validation_alias=_alias("KOLLEGA_LOG_JSON"))
+    shutdown_seconds: float = Field(30.0, ge=0, validation_alias=_alias("KOLLEGA_SHUTDOWN_SECONDS"))
 
     # Workplace / Messenger platform.
     workplace_app_secret: str = Field("", validation_alias=_alias("KOLLEGA_WORKPLACE_APP_SECRET"))
@@ -85,7 +94,9 @@ class Settings(BaseSettings):
     graph_tenant_id: str = Field("", validation_alias=_alias("KOLLEGA_GRAPH_TENANT_ID"))
     graph_client_id: str = Field("", validation_alias=_alias("KOLLEGA_GRAPH_CLIENT_ID"))
     graph_client_secret: str = Field("", validation_alias=_alias("KOLLEGA_GRAPH_CLIENT_SECRET"))
-    graph_url: str = Field("https://graph.microsoft.com", validation_alias=_alias("KOLLEGA_GRAPH_URL"))
+    graph_url: str = Field(
+        "https://graph.microsoft.com", validation_alias=_alias("KOLLEGA_GRAPH_URL")
+    )
     graph_authority: str = Field(
         "https://login.microsoftonline.com", validation_alias=_alias("KOLLEGA_GRAPH_AUTHORITY")
     )
@@ -107,9 +118,7 @@ class Settings(BaseSettings):
     topdesk_user: str = Field("", validation_alias=_alias("KOLLEGA_TOPDESK_USER"))
     topdesk_app_password: str = Field("", validation_alias=_alias("KOLLEGA_TOPDESK_APP_PASSWORD"))
     ticket_webhook_url: str = Field("", validation_alias=_alias("KOLLEGA_TICKET_WEBHOOK_URL"))
-    ticket_webhook_secret: str = Field(
-        "", validation_alias=_alias("KOLLEGA_TICKET_WEBHOOK_SECRET")
-    )
+    ticket_webhook_secret: str = Field("", validation_alias=_alias("KOLLEGA_TICKET_WEBHOOK_SECRET"))
     leave_url: str = Field("", validation_alias=_alias("KOLLEGA_LEAVE_URL"))
 
     @field_validator("default_language")

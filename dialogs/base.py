@@ -39,6 +39,17 @@ class DialogContext:
     # Asks the channel for the user's principal name (e-mail/UPN) only when a dialog needs
     # it (a ticket, a leave balance): in Teams that is a Bot Connector call, so not per turn.
     principal_lookup: Callable[[], Awaitable[str]] | None = None
+    # Shows "typing…" before slow work (a Graph lookup, a ticket); a no-op where unsupported.
+    typing_indicator: Callable[[], Awaitable[None]] | None = None
+    # Set by an active dialog that finds the message is not for it (a new question instead
+    # of a pick): the router then handles the message as if no dialog were active.
+    reroute: bool = False
+    # Domains this user's audience may see; None means all. Matching and "help" obey it.
+    allowed_domains: frozenset[str] | None = None
+
+    async def typing(self) -> None:
+        if self.typing_indicator is not None:
+            await self.typing_indicator()
 
     async def principal_name(self) -> str:
         """The user's principal name, or "" where the channel cannot tell."""

@@ -28,7 +28,9 @@ FALLBACKS: dict[str, tuple[str, ...]] = {
     "en": ("en",),
 }
 
-_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+_env = SandboxedEnvironment(
+    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
+)
 
 
 def language_chain(language: str) -> tuple[str, ...]:
@@ -58,7 +60,7 @@ def text(key: str, language: str, **values: Any) -> str:
 
 
 @lru_cache(maxsize=512)
-def _compiled(template: str):  # noqa: ANN202 - jinja2's Template type is internal detail
+def _compiled(template: str):
     return _env.from_string(template)
 
 

@@ -91,6 +91,7 @@ class TurnResult:
     intent: str | None = None
     score: float | None = None
     domain: str | None = None
+    feedback: int | None = None  # +1 / -1 when the turn was a 👍 / 👎
 
     def say(self, reply: Reply | str) -> Reply:
         item = Reply(reply) if isinstance(reply, str) else reply

@@ -183,8 +183,11 @@ def load_folder(folder: Path | str, today: date | None = None) -> LoadResult:
             continue
         if domain.domain in domains:
             errors.append(
-                Problem(display, lines.line(("domain",)), f"domain {domain.domain!r} is already "
-                        "defined in another file")
+                Problem(
+                    display,
+                    lines.line(("domain",)),
+                    f"domain {domain.domain!r} is already defined in another file",
+                )
             )
             continue
         domains[domain.domain] = domain
@@ -194,8 +197,11 @@ def load_folder(folder: Path | str, today: date | None = None) -> LoadResult:
             if intent.id in where:
                 other_file, other_line = where[intent.id]
                 errors.append(
-                    Problem(display, line, f"intent id {intent.id!r} is already used at "
-                            f"{other_file}:{other_line}")
+                    Problem(
+                        display,
+                        line,
+                        f"intent id {intent.id!r} is already used at {other_file}:{other_line}",
+                    )
                 )
             else:
                 where[intent.id] = (display, line)
@@ -203,33 +209,48 @@ def load_folder(folder: Path | str, today: date | None = None) -> LoadResult:
     for domain, lines, display in parsed:
         if domain.review_by and domain.review_by < today:
             warnings.append(
-                Problem(display, lines.line(("review_by",)), f"review_by {domain.review_by} has "
-                        "passed: the owner should check this domain is still right")
+                Problem(
+                    display,
+                    lines.line(("review_by",)),
+                    f"review_by {domain.review_by} has "
+                    "passed: the owner should check this domain is still right",
+                )
             )
         for index, intent in enumerate(domain.intents):
             for f_index, target in enumerate(intent.follow_ups):
                 if target not in where:
                     errors.append(
-                        Problem(display, lines.line(("intents", index, "follow_ups", f_index)),
-                                f"follow-up {target!r} points to no intent")
+                        Problem(
+                            display,
+                            lines.line(("intents", index, "follow_ups", f_index)),
+                            f"follow-up {target!r} points to no intent",
+                        )
                     )
             if not intent.is_valid_on(today):
                 warnings.append(
-                    Problem(display, lines.line(("intents", index, "valid_until")),
-                            f"{intent.id} expired on {intent.valid_until} and is not answered")
+                    Problem(
+                        display,
+                        lines.line(("intents", index, "valid_until")),
+                        f"{intent.id} expired on {intent.valid_until} and is not answered",
+                    )
                 )
             missing = set(intent.examples) - set(intent.answer)
             if missing:
                 warnings.append(
-                    Problem(display, lines.line(("intents", index, "answer")),
-                            f"{intent.id} has examples but no answer in {', '.join(sorted(missing))}"
-                            "; those readers get another language")
+                    Problem(
+                        display,
+                        lines.line(("intents", index, "answer")),
+                        f"{intent.id} has examples but no answer in {', '.join(sorted(missing))}"
+                        "; those readers get another language",
+                    )
                 )
 
     articles = _load_articles(folder / "articles", errors)
     if errors:
         return LoadResult(None, errors, warnings)
-    return LoadResult(Knowledge(domains=domains, articles=articles, source=str(folder)), [], warnings)
+    return LoadResult(
+        Knowledge(domains=domains, articles=articles, source=str(folder)), [], warnings
+    )
 
 
 def _load_articles(folder: Path, errors: list[Problem]) -> dict[str, str]:

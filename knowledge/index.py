@@ -1,0 +1,34 @@
+"""Turns loaded knowledge into something that can be matched, the same way everywhere.
+
+The bot, ``python -m knowledge evaluate`` and the benchmarks all call ``prepare`` so the
+figures an owner measures are the figures users get: same examples, same matcher, same
+thresholds.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from knowledge.interim_matcher import Example, build_matcher
+from knowledge.models import Knowledge
+
+logger = logging.getLogger(__name__)
+
+
+def examples_of(knowledge: Knowledge, today: date | None = None) -> list[Example]:
+    """Training phrases of every intent still valid today; expired intents are not answered."""
+    today = today or date.today()
+    return [
+        Example(intent.id, language, text)
+        for intent in knowledge.intents.values()
+        if intent.is_valid_on(today)
+        for language, phrases in intent.examples.items()
+        for text in phrases
+    ]
+
+
+def prepare(knowledge: Knowledge, today: date | None = None) -> Knowledge:
+    """Build the matcher for ``knowledge`` (in place) and return it."""
+    knowledge.matcher = build_matcher(examples_of(knowledge, today))
+    return knowledge
