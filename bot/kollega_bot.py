@@ -33,7 +33,7 @@ from bot.privacy import scrub
 from bot.rendering import TEAMS, render
 from dialogs.base import DialogContext
 from dialogs.help import topics_sentence
-from dialogs.router import Router
+from dialogs.router import Router, is_action_code
 from dialogs.services import Services
 from dialogs.texts import text
 from dialogs.turn import Message, Outcome, Reply, TurnResult
@@ -97,7 +97,10 @@ class KollegaBot(ActivityHandler):
 
         words = button_action(activity) or clean_text(activity)
         locale = locale_of(activity)
-        choice = self.languages.choose(words, memory.get("language"), locale)
+        # A button's code is not the user's words: keep the conversation's language.
+        choice = self.languages.choose(
+            "" if is_action_code(words) else words, memory.get("language"), locale
+        )
         language = choice.language
         user = user_of(activity)
         message = Message(

@@ -28,14 +28,30 @@ _LINGUA_TO_CODE = {
 }
 _LOCALE_ALIASES = {"no": "nb", "nob": "nb", "nno": "nn", "swe": "sv", "dan": "da", "fin": "fi"}
 _LETTERS = re.compile(r"[^\W\d_]", re.UNICODE)
+_WORDS = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+# Short function words that belong to one language only. The detector needs a sentence to
+# tell Swedish "vad kan du" from Danish "hvad kan du"; a person needs one word.
+MARKER_WORDS = {
+    "sv": frozenset(
+        ["vad", "jag", "är", "och", "inte", "hur", "varför", "någon", "något", "mina", "också", "hjälp", "ärende", "lösenord", "fungerar"]
+    ),
+    "da": frozenset(["hvad", "mig", "dig", "nej", "gerne", "hvorfor", "også", "hjælp", "adgangskode", "virker", "kodeord"]),
+    "nb": frozenset(["hva", "meg", "deg", "hvorfor", "også", "hjelp", "passord", "funker", "fungerer"]),
+    "nn": frozenset(["kva", "eg", "ikkje", "korleis", "kvifor", "òg"]),
+    "fi": frozenset(["mitä", "miten", "kuinka", "minun", "en", "ei", "ja", "salasana", "apua"]),
+    "en": frozenset(["what", "how", "the", "my", "is", "and", "not", "help", "password"]),
+}
+MARKER_BONUS = 0.3
 
 # How much a hint weighs against the detector's confidence (which sums to 1 over languages).
 PREVIOUS_TURN_BONUS = 0.25
 LOCALE_BONUS = 0.12
 MIN_LETTERS = 4  # below this ("ok", "ja", "1") the detector is guessing: keep the hints
-CONFIDENT = 0.5
+CLEAR_LEAD = 0.1  # over the best language of another family
+SINGLE_WORD_LEAD = 0.3
 # Bokmål, Nynorsk and Danish share most short words: the detector is sure of the family
-# long before it is sure of the member, so the family is decided first.
+# long before it is sure of the member, so the lead is measured against other families.
 FAMILIES = (("nb", "nn", "da"), ("sv",), ("fi",), ("en",))
 
 
@@ -84,15 +100,21 @@ class LanguageGuesser:
                 _LINGUA_TO_CODE[c.language]: c.value
                 for c in _detector().compute_language_confidence_values(text[:500])
             }
+            for word in set(_WORDS.findall(text[:500].casefold())):
+                for language, markers in MARKER_WORDS.items():
+                    if word in markers and language in scores:
+                        scores[language] += MARKER_BONUS
             if previous in scores:
                 scores[previous] += PREVIOUS_TURN_BONUS
             if locale_language in scores:
                 scores[locale_language] += LOCALE_BONUS
-            family = max(FAMILIES, key=lambda members: sum(scores.get(m, 0.0) for m in members))
-            if sum(scores.get(m, 0.0) for m in family) >= CONFIDENT:
-                best = max(family, key=lambda m: scores.get(m, 0.0))
-                if best in self.supported:
-                    return LanguageChoice(best, "text")
+            best = max(scores, key=scores.__getitem__)
+            family = next(members for members in FAMILIES if best in members)
+            rival = max((v for k, v in scores.items() if k not in family), default=0.0)
+            # One word ("Teams", "VPN") says little about the writer's language.
+            lead = SINGLE_WORD_LEAD if previous and len(_WORDS.findall(text)) < 2 else CLEAR_LEAD
+            if scores[best] - rival >= lead and best in self.supported:
+                return LanguageChoice(best, "text")
         if previous in self.supported:
             return LanguageChoice(previous, "conversation")
         if locale_language:

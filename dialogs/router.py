@@ -53,6 +53,11 @@ _ACTION = re.compile(
 )
 
 
+def is_action_code(text_: str) -> bool:
+    """A button's code: it says nothing about the user's language or question."""
+    return _ACTION.match(text_.strip()) is not None
+
+
 class Router:
     """Runs one turn. Stateless: all memory is in ``dc.conversation``, saved by the caller."""
 
