@@ -34,10 +34,40 @@ _WORDS = re.compile(r"[^\W\d_]+", re.UNICODE)
 # tell Swedish "vad kan du" from Danish "hvad kan du"; a person needs one word.
 MARKER_WORDS = {
     "sv": frozenset(
-        ["vad", "jag", "är", "och", "inte", "hur", "varför", "någon", "något", "mina", "också", "hjälp", "ärende", "lösenord", "fungerar"]
+        [
+            "vad",
+            "jag",
+            "är",
+            "och",
+            "inte",
+            "hur",
+            "varför",
+            "någon",
+            "något",
+            "mina",
+            "också",
+            "hjälp",
+            "ärende",
+            "lösenord",
+            "fungerar",
+        ]
     ),
-    "da": frozenset(["hvad", "mig", "dig", "nej", "gerne", "hvorfor", "også", "hjælp", "adgangskode", "virker", "kodeord"]),
-    "nb": frozenset(["hva", "meg", "deg", "hvorfor", "også", "hjelp", "passord", "funker", "fungerer"]),
+    "da": frozenset(
+        [
+            "hvad",
+            "mig",
+            "dig",
+            "nej",
+            "gerne",
+            "hvorfor",
+            "også",
+            "hjælp",
+            "adgangskode",
+            "virker",
+            "kodeord",
+        ]
+    ),
+    "nb": frozenset(["hva", "meg", "deg", "hvorfor", "også", "hjelp", "passord", "funker"]),
     "nn": frozenset(["kva", "eg", "ikkje", "korleis", "kvifor", "òg"]),
     "fi": frozenset(["mitä", "miten", "kuinka", "minun", "en", "ei", "ja", "salasana", "apua"]),
     "en": frozenset(["what", "how", "the", "my", "is", "and", "not", "help", "password"]),
