@@ -8,12 +8,18 @@ environment or holds a module-level singleton, so tests build as many apps as th
 from __future__ import annotations
 
 import logging
+import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import aiohttp
 from aiohttp import web
 from botbuilder.core import MemoryStorage, Storage
 
 from adapters.bot_framework import BotFrameworkChannel
+from adapters.graph import GraphClient
+from adapters.leave import LeaveBalanceClient
+from adapters.tickets import build_ticket_system
 from adapters.workplace import WorkplaceAdapter
 from bot.analytics import AnalyticsRecorder, ConversationCounter
 from bot.db import create_engine
@@ -25,9 +31,14 @@ from bot.observability import Metrics, health_routes
 from bot.schema import ensure_schema
 from bot.settings import SUPPORTED_LANGUAGES, Settings
 from bot.storage import SqlStorage
+from bot.ticket_registry import TicketRegistry
+from dialogs.contact import ContactDialog
+from dialogs.handoff import HandoffDialog
 from dialogs.help import HelpDialog
+from dialogs.leave import LeaveDialog
 from dialogs.router import Router
 from dialogs.services import Services
+from dialogs.ticket_status import TicketStatusDialog
 from knowledge.provider import KnowledgeProvider
 
 logger = logging.getLogger("kollega")
@@ -52,8 +63,28 @@ class Kollega:
 KOLLEGA = web.AppKey("kollega", Kollega)
 
 
-def build_router() -> Router:
-    return Router(skills=[HelpDialog()])
+def build_router(settings: Settings, registry: TicketRegistry | None) -> Router:
+    """The skills, in the order they get to recognise a message before the knowledge does."""
+    skills = [
+        HelpDialog(),
+        ContactDialog(),
+        TicketStatusDialog(registry),
+        LeaveDialog(settings.leave_portal_url),
+        HandoffDialog(registry),
+    ]
+    slow = frozenset({"contact", "ticket_status", "leave", "handoff"})
+    return Router(skills=skills, slow=slow)
+
+
+def ticket_registry(settings: Settings, engine) -> TicketRegistry | None:
+    if not settings.tickets:
+        return None
+    if not settings.ticket_salt:
+        raise ValueError(
+            "KOLLEGA_TICKET_SALT must be set when KOLLEGA_TICKETS is: it keys the reporter "
+            "hash that keeps ticket status private to the reporter"
+        )
+    return TicketRegistry(engine, settings.ticket_salt)
 
 
 def create_app(settings: Settings | None = None) -> web.Application:
@@ -70,7 +101,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     )
     bot = KollegaBot(
         services=services,
-        router=build_router(),
+        router=build_router(settings, ticket_registry(settings, engine)),
         memory=ConversationMemory(storage),
         analytics=analytics,
         languages=LanguageGuesser(settings.default_language, SUPPORTED_LANGUAGES),
@@ -111,7 +142,49 @@ def create_app(settings: Settings | None = None) -> web.Application:
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
+    app.cleanup_ctx.append(_outside_systems(settings, services))
     return app
+
+
+def graph_client(settings: Settings) -> GraphClient | None:
+    """One Graph client per process, so msal's token cache is shared by every turn."""
+    if not (settings.graph_tenant_id and settings.graph_client_id and settings.graph_client_secret):
+        return None
+    return GraphClient(
+        tenant_id=settings.graph_tenant_id,
+        client_id=settings.graph_client_id,
+        client_secret=settings.graph_client_secret,
+        base_url=settings.graph_url,
+        authority=settings.graph_authority,
+        ca_bundle=settings.graph_ca_bundle or None,
+        timeout=settings.graph_timeout_seconds,
+    )
+
+
+def _outside_systems(settings: Settings, services: Services):
+    """One HTTP session for every outside system, opened with the app and closed after it."""
+
+    async def context(_: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession() as session:
+            tls = ssl.create_default_context()
+            if settings.smtp_ca_bundle:
+                tls.load_verify_locations(settings.smtp_ca_bundle)
+            services.tickets = build_ticket_system(
+                settings, session, smtp_tls_context=tls, timeout=settings.ticket_timeout_seconds
+            )
+            if settings.leave_url:
+                services.leave = LeaveBalanceClient(
+                    settings.leave_url, session, token=settings.leave_token
+                )
+            directory = graph_client(settings)
+            services.directory = directory
+            try:
+                yield
+            finally:
+                if directory is not None:
+                    await directory.close()
+
+    return context
 
 
 def _add_workplace(app: web.Application, kollega: Kollega, error_handler) -> None:

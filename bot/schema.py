@@ -18,7 +18,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bot.analytics
-import bot.storage  # noqa: F401 - declares bot_state
+import bot.storage
+import bot.ticket_registry  # noqa: F401 - declares tickets
 from bot.settings import REPO_ROOT
 
 logger = logging.getLogger(__name__)

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
         "https://login.microsoftonline.com", validation_alias=_alias("KOLLEGA_GRAPH_AUTHORITY")
     )
     graph_ca_bundle: str = Field("", validation_alias=_alias("KOLLEGA_GRAPH_CA_BUNDLE"))
+    graph_timeout_seconds: float = Field(
+        8.0, gt=0, validation_alias=_alias("KOLLEGA_GRAPH_TIMEOUT")
+    )
     switchboard: str = Field("", validation_alias=_alias("KOLLEGA_SWITCHBOARD"))
 
     # Tickets and HR.
@@ -120,6 +123,14 @@ class Settings(BaseSettings):
     ticket_webhook_url: str = Field("", validation_alias=_alias("KOLLEGA_TICKET_WEBHOOK_URL"))
     ticket_webhook_secret: str = Field("", validation_alias=_alias("KOLLEGA_TICKET_WEBHOOK_SECRET"))
     leave_url: str = Field("", validation_alias=_alias("KOLLEGA_LEAVE_URL"))
+    leave_token: str = Field("", validation_alias=_alias("KOLLEGA_LEAVE_TOKEN"))
+    leave_portal_url: str = Field("", validation_alias=_alias("KOLLEGA_LEAVE_PORTAL_URL"))
+    # Keys the reporter hash that lets only a ticket's reporter ask for its status.
+    ticket_salt: str = Field("", validation_alias=_alias("KOLLEGA_TICKET_SALT"))
+    ticket_timeout_seconds: float = Field(
+        10.0, gt=0, validation_alias=_alias("KOLLEGA_TICKET_TIMEOUT")
+    )
+    smtp_ca_bundle: str = Field("", validation_alias=_alias("KOLLEGA_SMTP_CA_BUNDLE"))
 
     @field_validator("default_language")
     @classmethod
