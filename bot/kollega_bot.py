@@ -8,13 +8,14 @@ dialogs.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from botbuilder.core import ActivityHandler, TurnContext
+from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
 from botbuilder.core.teams import TeamsInfo
 from botbuilder.schema import Activity, ActivityTypes, ChannelAccount
 
@@ -41,6 +42,9 @@ from dialogs.turn import Message, Outcome, Reply, TurnResult
 logger = logging.getLogger(__name__)
 
 TRANSCRIPT_TURNS = 10
+ANSWERS_REMEMBERED = 20
+# Teams reactions that say something about an answer; the rest (laugh, surprised) do not.
+REACTION_VOTES = {"like": 1, "heart": 1, "sad": -1, "angry": -1}
 # Outcomes whose question text is personal (a name looked up, a ticket described): analytics
 # keeps that the turn happened, never what was typed.
 PRIVATE_OUTCOMES = frozenset({Outcome.CONTACT, Outcome.PERSONAL, Outcome.HANDOFF})
@@ -131,9 +135,10 @@ class KollegaBot(ActivityHandler):
         t0 = time.perf_counter()
         channel = str(activity.channel_id or "")
         if dc.result.replies:
-            await turn_context.send_activities(
+            sent = await turn_context.send_activities(
                 [render(reply, channel, language) for reply in dc.result.replies]
             )
+            _remember_answers(memory, dc.result.replies, sent)
         timings.reply = time.perf_counter() - t0
 
         memory["language"] = language
@@ -163,6 +168,63 @@ class KollegaBot(ActivityHandler):
                 conversation_hash=self.counter.hash(_memory_key(activity)),
             )
         )
+
+    # -- Teams feedback, reactions and edits ----------------------------------------------
+
+    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse:
+        activity = turn_context.activity
+        value = activity.value if isinstance(activity.value, dict) else {}
+        if activity.name == "message/submitAction" and value.get("actionName") == "feedback":
+            await self._teams_feedback(turn_context, value.get("actionValue") or {})
+            return InvokeResponse(status=200)  # Teams wants 200 and an empty body
+        return await super().on_invoke_activity(turn_context)
+
+    async def _teams_feedback(self, turn_context: TurnContext, action: dict[str, Any]) -> None:
+        vote = {"like": 1, "dislike": -1}.get(str(action.get("reaction", "")).lower())
+        if vote is None:
+            return
+        comment = _feedback_text(action.get("feedback"))
+        await self._record_vote(turn_context, vote, comment)
+
+    async def on_message_reaction_activity(self, turn_context: TurnContext) -> None:
+        for reaction in turn_context.activity.reactions_added or []:
+            vote = REACTION_VOTES.get(str(getattr(reaction, "type", "")).lower())
+            if vote is not None:
+                await self._record_vote(turn_context, vote, None)
+                return
+        # Removed reactions are not un-counted: votes are anonymous and cannot be traced back.
+
+    async def _record_vote(self, turn_context: TurnContext, vote: int, comment: str | None) -> None:
+        activity = turn_context.activity
+        key = _memory_key(activity)
+        async with self.memory.lock(key):
+            memory, _, _ = await self.memory.load(key)
+        intent = memory.get("answered", {}).get(str(activity.reply_to_id or "")) or memory.get(
+            "last_intent"
+        )
+        if intent is None:
+            return
+        knowledge = self.services.knowledge.current
+        domain = knowledge.domain_of(intent).domain if intent in knowledge.intents else None
+        self.analytics.record(
+            make_event(
+                channel=str(activity.channel_id or "unknown"),
+                language=str(memory.get("language") or self.languages.default),
+                outcome=str(Outcome.FEEDBACK),
+                question=comment,  # "what were you looking for?", scrubbed like any question
+                intent=intent,
+                domain=domain,
+                feedback=vote,
+            )
+        )
+
+    async def on_message_update_activity(self, turn_context: TurnContext) -> None:
+        # An edited question deserves the answer to its new wording; Teams' documented edit
+        # event carries no text, and then there is nothing to answer.
+        activity = turn_context.activity
+        event = str((activity.channel_data or {}).get("eventType", "")).lower()
+        if event == "editmessage" and (activity.text or "").strip():
+            await self.on_message_activity(turn_context)
 
     # -- conversation updates --------------------------------------------------------------
 
@@ -205,6 +267,15 @@ class KollegaBot(ActivityHandler):
             )
 
 
+def _remember_answers(memory: dict[str, Any], replies: list[Reply], sent: Any) -> None:
+    """Which sent message answered which intent, so a 👍 on it counts for that intent."""
+    answered = dict(memory.get("answered", {}))
+    for reply, response in zip(replies, sent or [], strict=False):
+        if reply.feedback_for and response is not None and getattr(response, "id", None):
+            answered[str(response.id)] = reply.feedback_for
+    memory["answered"] = dict(list(answered.items())[-ANSWERS_REMEMBERED:])
+
+
 def _memory_key(activity: Activity) -> str:
     return f"{activity.channel_id}/conversations/{activity.conversation.id}"
 
@@ -219,6 +290,18 @@ def _remember_turn(memory: dict[str, Any], words: str, result: TurnResult) -> No
     memory["transcript"] = transcript[-TRANSCRIPT_TURNS:]
     if memory.get("last_question"):
         memory["last_question"] = scrub(str(memory["last_question"])[:1000])
+
+
+def _feedback_text(raw: Any) -> str | None:
+    """Teams sends the optional comment as a JSON string ``{"feedbackText": …}`` or plain text."""
+    if isinstance(raw, str) and raw.strip().startswith("{"):
+        try:
+            raw = json.loads(raw).get("feedbackText")
+        except (ValueError, AttributeError):
+            return None
+    if isinstance(raw, str) and raw.strip():
+        return raw.strip()
+    return None
 
 
 def _typing(turn_context: TurnContext) -> Callable[[], Any]:

@@ -30,12 +30,15 @@ def render(reply: Reply, channel: str, language: str) -> Activity:
 
 
 def _teams(reply: Reply, language: str) -> Activity:
-    card = reply.card or reply_card(reply, language)
+    # Teams draws its own 👍/👎 (with an optional "tell us more" box) when the feedback loop
+    # is on, and answers with a message/submitAction invoke: no buttons of our own.
+    card = reply.card or reply_card(reply, language, with_feedback_buttons=False)
     return Activity(
         type=ActivityTypes.message,
         locale=language,
         summary=reply.markdown[:200],
         attachments=[Attachment(content_type=CARD_CONTENT_TYPE, content=card)],
+        channel_data={"feedbackLoopEnabled": True} if reply.feedback_for else None,
     )
 
 
