@@ -25,6 +25,7 @@ from bot.analytics import AnalyticsRecorder, ConversationCounter
 from bot.db import create_engine
 from bot.kollega_bot import KollegaBot, turn_error_handler
 from bot.language import LanguageGuesser, warm_up
+from bot.limits import TurnLimiter
 from bot.logs import configure_logging
 from bot.memory import ConversationMemory
 from bot.observability import Metrics, health_routes
@@ -108,6 +109,12 @@ def create_app(settings: Settings | None = None) -> web.Application:
         counter=ConversationCounter(settings.analytics_secret),
         max_message_chars=settings.max_message_chars,
         on_turn_done=metrics.observe_turn,
+        limiter=TurnLimiter(
+            settings.rate_per_conversation_per_minute,
+            settings.rate_conversation_burst,
+            settings.rate_per_channel_per_second,
+            channel_burst=settings.rate_per_channel_per_second * 2,
+        ),
     )
     error_handler = turn_error_handler(settings.default_language)
     channel = BotFrameworkChannel(settings, on_turn_error=error_handler)

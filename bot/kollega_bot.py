@@ -29,6 +29,7 @@ from bot.incoming import (
     user_of,
 )
 from bot.language import LanguageGuesser, language_of_locale
+from bot.limits import TurnLimiter
 from bot.memory import ConversationMemory
 from bot.privacy import scrub
 from bot.rendering import TEAMS, render
@@ -72,6 +73,7 @@ class KollegaBot(ActivityHandler):
         counter: ConversationCounter,
         max_message_chars: int = 4000,
         on_turn_done: Callable[[str, TurnResult, TurnTimings], None] | None = None,
+        limiter: TurnLimiter | None = None,
     ) -> None:
         self.services = services
         self.router = router
@@ -81,6 +83,7 @@ class KollegaBot(ActivityHandler):
         self.counter = counter
         self.max_message_chars = max_message_chars
         self.on_turn_done = on_turn_done
+        self.limiter = limiter
 
     # -- messages -------------------------------------------------------------------------
 
@@ -89,8 +92,30 @@ class KollegaBot(ActivityHandler):
         if is_group_conversation(activity) and not bot_is_mentioned(activity):
             return  # in channels and group chats kollega speaks only when spoken to
         key = _memory_key(activity)
+        if self.limiter is not None and not self.limiter.allow(str(activity.channel_id), key):
+            await self._slow_down(turn_context, key)
+            return
         async with self.memory.lock(key):
             await self._handle_message(turn_context, key)
+
+    async def _slow_down(self, turn_context: TurnContext, key: str) -> None:
+        """Tell a flooding user once per quiet period; drop the rest without a reply."""
+        activity = turn_context.activity
+        language = language_of_locale(locale_of(activity), self.languages.supported) or (
+            self.languages.default
+        )
+        if self.limiter is not None and self.limiter.warn(key):
+            await turn_context.send_activity(
+                render(Reply(text("core.slow_down", language)), str(activity.channel_id), language)
+            )
+        self.analytics.record(
+            make_event(
+                channel=str(activity.channel_id or "unknown"),
+                language=language,
+                outcome=str(Outcome.RATE_LIMITED),
+                question=None,
+            )
+        )
 
     async def _handle_message(self, turn_context: TurnContext, key: str) -> None:
         activity = turn_context.activity

@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(
         4000, ge=100, validation_alias=_alias("KOLLEGA_MAX_MESSAGE_CHARS")
     )
+    rate_per_conversation_per_minute: float = Field(
+        30.0, gt=0, validation_alias=_alias("KOLLEGA_RATE_PER_CONVERSATION")
+    )
+    rate_conversation_burst: float = Field(
+        10.0, ge=1, validation_alias=_alias("KOLLEGA_RATE_CONVERSATION_BURST")
+    )
+    rate_per_channel_per_second: float = Field(
+        300.0, gt=0, validation_alias=_alias("KOLLEGA_RATE_PER_CHANNEL")
+    )
     analytics_flush_seconds: float = Field(
         1.0, gt=0, validation_alias=_alias("KOLLEGA_ANALYTICS_FLUSH_SECONDS")
     )
