@@ -7,6 +7,8 @@ environment or holds a module-level singleton, so tests build as many apps as th
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator
@@ -21,6 +23,7 @@ from adapters.graph import GraphClient
 from adapters.leave import LeaveBalanceClient
 from adapters.tickets import build_ticket_system
 from adapters.workplace import WorkplaceAdapter
+from bot.admin import add_admin_routes
 from bot.analytics import AnalyticsRecorder, ConversationCounter
 from bot.db import create_engine
 from bot.kollega_bot import KollegaBot, turn_error_handler
@@ -29,6 +32,7 @@ from bot.limits import TurnLimiter
 from bot.logs import configure_logging
 from bot.memory import ConversationMemory
 from bot.observability import Metrics, health_routes
+from bot.retention import retention_loop
 from bot.schema import ensure_schema
 from bot.settings import SUPPORTED_LANGUAGES, Settings
 from bot.storage import SqlStorage
@@ -129,6 +133,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.router.add_post("/api/messages", messages)
     _add_workplace(app, kollega, error_handler)
     health_routes(app, knowledge=knowledge, engine=engine, metrics=metrics, analytics=analytics)
+    add_admin_routes(app, kollega)
+    background: list[asyncio.Task[None]] = []
 
     async def start(_: web.Application) -> None:
         result = await knowledge.reload()
@@ -141,8 +147,20 @@ def create_app(settings: Settings | None = None) -> web.Application:
         warm_up()
         await analytics.start()
         knowledge.start_watching(settings.knowledge_poll_seconds)
+        background.append(
+            asyncio.create_task(
+                retention_loop(
+                    engine, settings.retention_days, settings.retention_interval_seconds
+                ),
+                name="analytics-retention",
+            )
+        )
 
     async def stop(_: web.Application) -> None:
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await knowledge.stop_watching()
         await analytics.stop()
         await engine.dispose()

@@ -33,6 +33,7 @@ from bot.limits import TurnLimiter
 from bot.memory import ConversationMemory
 from bot.privacy import scrub
 from bot.rendering import TEAMS, render
+from bot.report_targets import reference_of, remember_report_target
 from dialogs.base import DialogContext
 from dialogs.help import topics_sentence
 from dialogs.router import Router, is_action_code
@@ -262,6 +263,12 @@ class KollegaBot(ActivityHandler):
         bot_added_to_group = is_group_conversation(activity) and any(
             m.id == bot_id for m in members_added
         )
+        if bot_added_to_group:
+            # A channel the daily report may be posted to (ops choose which); no user data.
+            try:
+                await remember_report_target(self.analytics.engine, reference_of(activity))
+            except Exception as exc:
+                logger.warning("could not remember the report channel: %s", type(exc).__name__)
         if not (people_added or bot_added_to_group):
             return
         key = _memory_key(activity)

@@ -17,8 +17,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import bot.analytics
-import bot.storage
+import bot.analytics  # declares analytics_events
+import bot.report_targets  # declares report_targets
+import bot.storage  # declares bot_state
 import bot.ticket_registry  # noqa: F401 - declares tickets
 from bot.settings import REPO_ROOT
 

@@ -59,6 +59,19 @@ class Settings(BaseSettings):
     )
     default_language: str = Field("nb", validation_alias=_alias("KOLLEGA_DEFAULT_LANGUAGE"))
     admin_token: str = Field("", validation_alias=_alias("KOLLEGA_ADMIN_TOKEN"))
+    admin_max_failures: int = Field(5, ge=1, validation_alias=_alias("KOLLEGA_ADMIN_MAX_FAILURES"))
+    admin_lockout_seconds: float = Field(
+        900.0, gt=0, validation_alias=_alias("KOLLEGA_ADMIN_LOCKOUT_SECONDS")
+    )
+    retention_days: int = Field(180, ge=1, validation_alias=_alias("KOLLEGA_RETENTION_DAYS"))
+    retention_interval_seconds: float = Field(
+        3600.0, gt=0, validation_alias=_alias("KOLLEGA_RETENTION_INTERVAL_SECONDS")
+    )
+    report_dir: str = Field("", validation_alias=_alias("KOLLEGA_REPORT_DIR"))
+    report_timezone: str = Field("Europe/Oslo", validation_alias=_alias("KOLLEGA_REPORT_TIMEZONE"))
+    report_teams_conversation: str = Field(
+        "", validation_alias=_alias("KOLLEGA_REPORT_TEAMS_CONVERSATION")
+    )
     log_level: str = Field("INFO", validation_alias=_alias("KOLLEGA_LOG_LEVEL"))
     max_message_chars: int = Field(
         4000, ge=100, validation_alias=_alias("KOLLEGA_MAX_MESSAGE_CHARS")

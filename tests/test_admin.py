@@ -506,3 +506,37 @@ async def test_questions_are_escaped_in_the_dashboard(
     html = await (await admin_client.get("/admin")).text()
     assert "<img src=x" not in html
     assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt; kantine" in html
+
+
+async def test_reload_and_lockout_after_wrong_tokens(settings_factory, tmp_path) -> None:
+    """POST /api/admin/reload reloads; five wrong tokens lock the client out for a while."""
+    import shutil
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from app import KOLLEGA, create_app
+    from tests.conftest import SAMPLE_KNOWLEDGE
+
+    folder = tmp_path / "knowledge"
+    shutil.copytree(SAMPLE_KNOWLEDGE, folder)
+    settings = settings_factory(admin_token="s3cret-token", knowledge_dir=folder)
+    client = TestClient(TestServer(create_app(settings), host="127.0.0.1"))
+    await client.start_server()
+    try:
+        good = {"Authorization": "Bearer s3cret-token"}
+        response = await client.post("/api/admin/reload", headers=good)
+        assert response.status == 200 and (await response.json())["ok"] is True
+        version = client.server.app[KOLLEGA].knowledge.version
+        (folder / "it.yaml").write_text("domain: [broken", encoding="utf-8")
+        response = await client.post("/api/admin/reload", headers=good)
+        body = await response.json()
+        assert response.status == 422 and "it.yaml:" in body["errors"][0]
+        assert client.server.app[KOLLEGA].knowledge.version == version  # last good kept
+        for _ in range(5):
+            wrong = await client.post("/api/admin/reload", headers={"Authorization": "Bearer x"})
+            assert wrong.status == 401
+        locked = await client.post("/api/admin/reload", headers=good)
+        assert locked.status == 429  # even the right token waits out the lockout
+        assert locked.headers["X-Frame-Options"] == "DENY"
+    finally:
+        await client.close()

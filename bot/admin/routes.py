@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import ipaddress
 import json
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -97,6 +99,57 @@ def _secured(handler: Handler) -> Handler:
     return wrapped
 
 
+class Lockout:
+    """Refuses a client after repeated wrong tokens, for a while: guessing costs time."""
+
+    def __init__(self, max_failures: int, seconds: float, max_clients: int = 10_000) -> None:
+        self.max_failures = max_failures
+        self.seconds = seconds
+        self.max_clients = max_clients
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, client: str, now: float) -> list[float]:
+        times = [t for t in self._failures.get(client, []) if now - t < self.seconds]
+        if times:
+            self._failures[client] = times
+        else:
+            self._failures.pop(client, None)
+        return times
+
+    def locked(self, client: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        return len(self._recent(client, now)) >= self.max_failures
+
+    def failed(self, client: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if len(self._failures) >= self.max_clients and client not in self._failures:
+            self._failures.pop(next(iter(self._failures)))
+        self._recent(client, now)
+        self._failures.setdefault(client, []).append(now)
+        if len(self._failures[client]) == self.max_failures:
+            logger.warning("admin locked out a client after %d wrong tokens", self.max_failures)
+
+
+def _client(request: web.Request) -> str:
+    """Who is guessing. Behind nginx the peer is the proxy, which sets X-Real-IP; the header
+    is believed only from a proxy on a private address, or anyone could pick a new one."""
+    peer = request.remote or "unknown"
+    forwarded = request.headers.get("X-Real-IP", "")
+    try:
+        behind_proxy = ipaddress.ip_address(peer).is_private
+    except ValueError:
+        behind_proxy = False
+    return forwarded if forwarded and behind_proxy else peer
+
+
+def _locked_out() -> web.HTTPTooManyRequests:
+    return web.HTTPTooManyRequests(
+        text=json.dumps({"error": "too many wrong tokens; try again later"}),
+        content_type="application/json",
+        headers={"Retry-After": "900"},
+    )
+
+
 def _redirect(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
@@ -115,6 +168,10 @@ class AdminSite:
         self.signer = SessionSigner(self.token)
         self.zone = report_timezone(setting(self.settings, "report_timezone", DEFAULT_TIMEZONE))
         self.edit_lock = asyncio.Lock()  # one knowledge edit at a time in this process
+        self.lockout = Lockout(
+            int(setting(self.settings, "admin_max_failures", 5)),
+            float(setting(self.settings, "admin_lockout_seconds", 900.0)),
+        )
 
     @property
     def engine(self) -> Any:
@@ -135,8 +192,13 @@ class AdminSite:
 
     def require_api(self, request: web.Request) -> None:
         """Bearer token, or a session cookie (plus CSRF header for changes)."""
+        client = _client(request)
+        if self.lockout.locked(client):
+            raise _locked_out()
         if self.bearer_ok(request):
             return
+        if request.headers.get("Authorization"):
+            self.lockout.failed(client)  # a wrong token, not a browser without one
         session = self.session(request)
         if session is None:
             raise web.HTTPUnauthorized(
@@ -231,7 +293,13 @@ class AdminSite:
         expected = request.cookies.get(LOGIN_COOKIE, "")
         if not (same_origin(request) and same_secret(str(form.get("csrf_token", "")), expected)):
             return await self.login_page(request, "The form expired; try again.", 403)
+        client = _client(request)
+        if self.lockout.locked(client):
+            return await self.login_page(
+                request, "Too many wrong tokens; try again later / For mange feil forsøk.", 429
+            )
         if not same_secret(str(form.get("token", "")), self.token):
+            self.lockout.failed(client)
             logger.warning("admin login refused")
             return await self.login_page(request, "Wrong token / Feil nøkkel.", 401)
         cookie, _ = self.signer.issue()
@@ -423,6 +491,19 @@ class AdminSite:
         deleted = await delete_day(self.engine, day, self.zone)
         return web.json_response({"day": day.isoformat(), "deleted": deleted})
 
+    async def api_reload(self, request: web.Request) -> web.StreamResponse:
+        """Reload the knowledge folder now; a broken folder keeps the last good knowledge."""
+        self.require_api(request)
+        knowledge = self.kollega.knowledge
+        result = await knowledge.reload()
+        body = {
+            "ok": result.ok,
+            "version": knowledge.version,
+            "errors": [str(p) for p in result.errors],
+            "warnings": [str(p) for p in result.warnings],
+        }
+        return web.json_response(body, status=200 if result.ok else 422)
+
     async def api_report_targets(self, request: web.Request) -> web.StreamResponse:
         self.require_api(request)
         targets = await load_report_targets(self.engine)
@@ -480,6 +561,7 @@ def add_admin_routes(app: web.Application, kollega: Any) -> None:
         ("DELETE", "/api/admin/events", site.api_delete_events),
         ("POST", "/api/admin/examples", site.api_examples),
         ("GET", "/api/admin/report-targets", site.api_report_targets),
+        ("POST", "/api/admin/reload", site.api_reload),
     ]
     for method, path, handler in routes:
         app.router.add_route(method, path, _secured(handler))
