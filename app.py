@@ -22,6 +22,7 @@ from adapters.bot_framework import BotFrameworkChannel
 from adapters.graph import GraphClient
 from adapters.leave import LeaveBalanceClient
 from adapters.tickets import build_ticket_system
+from adapters.webchat import EntraIdValidator, WebChatAdapter
 from adapters.workplace import WorkplaceAdapter
 from bot.admin import add_admin_routes
 from bot.analytics import AnalyticsRecorder, ConversationCounter
@@ -63,6 +64,7 @@ class Kollega:
     storage: Storage
     channel: BotFrameworkChannel
     workplace: WorkplaceAdapter | None = None
+    webchat: WebChatAdapter | None = None
 
 
 KOLLEGA = web.AppKey("kollega", Kollega)
@@ -132,6 +134,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
 
     app.router.add_post("/api/messages", messages)
     _add_workplace(app, kollega, error_handler)
+    _add_webchat(app, kollega, error_handler)
     health_routes(app, knowledge=knowledge, engine=engine, metrics=metrics, analytics=analytics)
     add_admin_routes(app, kollega)
     background: list[asyncio.Task[None]] = []
@@ -233,6 +236,39 @@ def _add_workplace(app: web.Application, kollega: Kollega, error_handler) -> Non
         )
 
     app.router.add_route("*", "/api/workplace", workplace_off)
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _add_webchat(app: web.Application, kollega: Kollega, error_handler) -> None:
+    settings = kollega.settings
+    if not settings.webchat_enabled:
+        return
+    sign_in = None
+    if settings.webchat_token_audience:
+        sign_in = EntraIdValidator(
+            tenant_id=settings.webchat_tenant_id,
+            audiences=_split(settings.webchat_token_audience),
+            issuers=_split(settings.webchat_token_issuer),
+            jwks_url=settings.webchat_jwks_url,
+        )
+    kollega.webchat = WebChatAdapter(
+        bot=kollega.bot,
+        on_turn_error=error_handler,
+        secret=settings.webchat_secret,
+        session_ttl_seconds=settings.webchat_session_hours * 3600,
+        sign_in=sign_in,
+        allowed_origins=_split(settings.webchat_allowed_origins),
+        default_language=settings.default_language,
+        max_body_bytes=settings.webchat_max_body_bytes,
+        message_burst=settings.webchat_rate_burst,
+        messages_per_second=settings.webchat_rate_per_second,
+        session_burst=settings.webchat_session_burst,
+        sessions_per_second=settings.webchat_sessions_per_second,
+    )
+    kollega.webchat.add_routes(app, "/api/webchat")
 
 
 def main() -> None:

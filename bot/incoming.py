@@ -87,9 +87,22 @@ def tenant_of(activity: Activity) -> str:
     )
 
 
+# Only kollega's own web chat adapter vouches for a user's identity on channel "webchat"
+# (Direct Line clients also call themselves "webchat" and set ``from`` as they like).
+KOLLEGA_WEBCHAT_SERVICE_URL = "urn:kollega:webchat"
+
+
+def _principal_name(activity: Activity) -> str:
+    if activity.service_url != KOLLEGA_WEBCHAT_SERVICE_URL:
+        return ""
+    props = getattr(activity.from_property, "properties", None)
+    return str(props.get("userPrincipalName", "")) if isinstance(props, dict) else ""
+
+
 def user_of(activity: Activity) -> User:
     sender = activity.from_property
     return User(
+        principal_name=_principal_name(activity),
         channel=str(activity.channel_id or ""),
         id=str(getattr(sender, "id", "") or ""),
         aad_object_id=str(getattr(sender, "aad_object_id", "") or ""),

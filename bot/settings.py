@@ -112,6 +112,37 @@ class Settings(BaseSettings):
         "https://graph.facebook.com", validation_alias=_alias("KOLLEGA_WORKPLACE_GRAPH_URL")
     )
 
+    # Web chat on the intranet.
+    webchat_enabled: bool = Field(True, validation_alias=_alias("KOLLEGA_WEBCHAT_ENABLED"))
+    webchat_allowed_origins: str = Field(
+        "", validation_alias=_alias("KOLLEGA_WEBCHAT_ALLOWED_ORIGINS")
+    )
+    webchat_secret: str = Field("", validation_alias=_alias("KOLLEGA_WEBCHAT_SECRET"))
+    webchat_session_hours: float = Field(
+        8.0, gt=0, validation_alias=_alias("KOLLEGA_WEBCHAT_SESSION_HOURS")
+    )
+    webchat_max_body_bytes: int = Field(
+        16384, ge=1024, validation_alias=_alias("KOLLEGA_WEBCHAT_MAX_BODY_BYTES")
+    )
+    webchat_rate_burst: float = Field(
+        10.0, ge=1, validation_alias=_alias("KOLLEGA_WEBCHAT_RATE_BURST")
+    )
+    webchat_rate_per_second: float = Field(
+        2.0, gt=0, validation_alias=_alias("KOLLEGA_WEBCHAT_RATE_PER_SECOND")
+    )
+    webchat_session_burst: float = Field(
+        60.0, ge=1, validation_alias=_alias("KOLLEGA_WEBCHAT_SESSION_BURST")
+    )
+    webchat_sessions_per_second: float = Field(
+        5.0, gt=0, validation_alias=_alias("KOLLEGA_WEBCHAT_SESSIONS_PER_SECOND")
+    )
+    webchat_tenant_id: str = Field("", validation_alias=_alias("KOLLEGA_WEBCHAT_TENANT_ID"))
+    webchat_token_audience: str = Field(
+        "", validation_alias=_alias("KOLLEGA_WEBCHAT_TOKEN_AUDIENCE")
+    )
+    webchat_token_issuer: str = Field("", validation_alias=_alias("KOLLEGA_WEBCHAT_TOKEN_ISSUER"))
+    webchat_jwks_url: str = Field("", validation_alias=_alias("KOLLEGA_WEBCHAT_JWKS_URL"))
+
     # Microsoft Graph (contact lookup, group membership).
     graph_tenant_id: str = Field("", validation_alias=_alias("KOLLEGA_GRAPH_TENANT_ID"))
     graph_client_id: str = Field("", validation_alias=_alias("KOLLEGA_GRAPH_CLIENT_ID"))

@@ -661,7 +661,9 @@ def test_nginx_site_terminates_tls_and_proxies_only_app_routes():
     assert re.search(r"proxy_set_header\s+Upgrade\s+\$http_upgrade;", text)
     locations = {path: (modifier, body) for modifier, path, body in nginx_locations(text)}
     assert locations["/api/messages"][0] == "="
-    assert "proxy_pass" in locations["/api/webchat"][1]
+    assert "proxy_buffering off" in locations["/api/webchat/"][1]  # server-sent events
+    assert "proxy_pass" in locations["/webchat/"][1]
+    assert re.search(r"location = / \{\s*proxy_pass", text)  # the chat page, nothing else
     for path in ("/healthz", "/readyz", "/metrics"):
         assert path not in locations, f"{path} should not be public"
     assert "deny all" in locations["/api/admin/"][1]
