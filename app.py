@@ -26,6 +26,8 @@ from adapters.webchat import EntraIdValidator, WebChatAdapter
 from adapters.workplace import WorkplaceAdapter
 from bot.admin import add_admin_routes
 from bot.analytics import AnalyticsRecorder, ConversationCounter
+from bot.audience import AudienceResolver
+from bot.audit import purge_older_than
 from bot.db import create_engine
 from bot.kollega_bot import KollegaBot, turn_error_handler
 from bot.language import LanguageGuesser, warm_up
@@ -63,6 +65,7 @@ class Kollega:
     metrics: Metrics
     storage: Storage
     channel: BotFrameworkChannel
+    audiences: AudienceResolver
     workplace: WorkplaceAdapter | None = None
     webchat: WebChatAdapter | None = None
 
@@ -101,6 +104,12 @@ def create_app(settings: Settings | None = None) -> web.Application:
     storage: Storage = MemoryStorage() if settings.state_storage == "memory" else SqlStorage(engine)
     analytics = AnalyticsRecorder(engine, flush_seconds=settings.analytics_flush_seconds)
     metrics = Metrics()
+    audiences = AudienceResolver(
+        lambda: knowledge.current.access if knowledge.ready else None,
+        home_tenant=settings.home_tenant_id or settings.graph_tenant_id,
+        cache_seconds=settings.group_cache_seconds,
+        cache_size=settings.group_cache_size,
+    )
     services = Services(
         knowledge=knowledge,
         switchboard=settings.switchboard,
@@ -121,12 +130,13 @@ def create_app(settings: Settings | None = None) -> web.Application:
             settings.rate_per_channel_per_second,
             channel_burst=settings.rate_per_channel_per_second * 2,
         ),
+        audiences=audiences,
     )
     error_handler = turn_error_handler(settings.default_language)
     channel = BotFrameworkChannel(settings, on_turn_error=error_handler)
 
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
-    kollega = Kollega(settings, knowledge, bot, analytics, metrics, storage, channel)
+    kollega = Kollega(settings, knowledge, bot, analytics, metrics, storage, channel, audiences)
     app[KOLLEGA] = kollega
 
     async def messages(request: web.Request) -> web.Response:
@@ -158,6 +168,11 @@ def create_app(settings: Settings | None = None) -> web.Application:
                 name="analytics-retention",
             )
         )
+        background.append(
+            asyncio.create_task(
+                _audit_retention(engine, settings.audit_retention_days), name="audit-retention"
+            )
+        )
 
     async def stop(_: web.Application) -> None:
         for task in background:
@@ -170,8 +185,18 @@ def create_app(settings: Settings | None = None) -> web.Application:
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
-    app.cleanup_ctx.append(_outside_systems(settings, services))
+    app.cleanup_ctx.append(_outside_systems(settings, services, audiences))
     return app
+
+
+async def _audit_retention(engine, days: int) -> None:
+    """The audit log is kept a year by default: long enough to answer "who changed this"."""
+    while True:
+        try:
+            await purge_older_than(engine, days)
+        except Exception as exc:
+            logger.warning("audit retention failed: %s", type(exc).__name__)
+        await asyncio.sleep(6 * 3600)
 
 
 def graph_client(settings: Settings) -> GraphClient | None:
@@ -189,7 +214,7 @@ def graph_client(settings: Settings) -> GraphClient | None:
     )
 
 
-def _outside_systems(settings: Settings, services: Services):
+def _outside_systems(settings: Settings, services: Services, audiences: AudienceResolver):
     """One HTTP session for every outside system, opened with the app and closed after it."""
 
     async def context(_: web.Application) -> AsyncIterator[None]:
@@ -206,6 +231,7 @@ def _outside_systems(settings: Settings, services: Services):
                 )
             directory = graph_client(settings)
             services.directory = directory
+            audiences.directory = directory
             try:
                 yield
             finally:

@@ -29,6 +29,8 @@ from botbuilder.integration.aiohttp import (
 from botbuilder.schema import Activity, ActivityTypes
 from msrest.universal_http.requests import ClientRetryPolicy
 
+from adapters.tenants import REFUSED_STATUS, parse_tenants, tenant_allowed
+
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 512 * 1024  # Bot Framework activities are small; cards stay far below this.
@@ -76,6 +78,12 @@ class BotFrameworkChannel:
         if on_turn_error is not None:
             self.adapter.on_turn_error = on_turn_error
         self.requires_auth = bool(getattr(settings, "APP_ID", ""))
+        self.allowed_tenants = parse_tenants(getattr(settings, "allowed_tenants", ""))
+        self.tenantless = frozenset(
+            c.strip().lower()
+            for c in str(getattr(settings, "tenantless_channels", "")).split(",")
+            if c.strip()
+        )
 
     async def handle(self, request: web.Request, bot: Bot) -> web.Response:
         activity = await self._read_activity(request)
@@ -87,6 +95,10 @@ class BotFrameworkChannel:
         except Exception as exc:
             logger.warning("refused a Bot Framework request: %s", type(exc).__name__)
             return _problem(401, "the token could not be verified")
+        # After authentication, so an unauthenticated caller learns nothing about the policy.
+        if not tenant_allowed(activity, self.allowed_tenants, self.tenantless):
+            logger.warning("refused an activity from another organisation's tenant")
+            return _problem(REFUSED_STATUS, "this kollega does not serve your organisation")
         try:
             invoke_response = await self.adapter.process_activity(
                 auth_result, activity, bot.on_turn

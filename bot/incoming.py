@@ -14,6 +14,7 @@ from typing import Any
 
 from botbuilder.schema import Activity
 
+from bot.audience import role_is_guest
 from dialogs.turn import User
 
 GROUP_TYPES = frozenset({"channel", "groupchat"})
@@ -80,8 +81,13 @@ def locale_of(activity: Activity) -> str:
 
 
 def tenant_of(activity: Activity) -> str:
+    # botbuilder maps ConversationAccount.tenant_id to "tenantID", so Teams' "tenantId" lands
+    # in additional_properties.
+    conversation = activity.conversation
+    extra = getattr(conversation, "additional_properties", None) or {}
     return str(
-        getattr(activity.conversation, "tenant_id", None)
+        getattr(conversation, "tenant_id", None)
+        or extra.get("tenantId")
         or _get(activity.channel_data, "tenant", "id")
         or ""
     )
@@ -107,7 +113,7 @@ def user_of(activity: Activity) -> User:
         id=str(getattr(sender, "id", "") or ""),
         aad_object_id=str(getattr(sender, "aad_object_id", "") or ""),
         tenant_id=tenant_of(activity),
-        is_guest=str(getattr(sender, "role", "") or "").lower() == "guest",
+        is_guest=role_is_guest(sender),
         name=str(getattr(sender, "name", "") or ""),
     )
 

@@ -20,6 +20,7 @@ from botbuilder.core.teams import TeamsInfo
 from botbuilder.schema import Activity, ActivityTypes, ChannelAccount
 
 from bot.analytics import AnalyticsRecorder, ConversationCounter, make_event
+from bot.audience import EVERYTHING, AudienceResolver, note_degraded, refusal_text, refuse
 from bot.incoming import (
     bot_is_mentioned,
     button_action,
@@ -49,7 +50,9 @@ ANSWERS_REMEMBERED = 20
 REACTION_VOTES = {"like": 1, "heart": 1, "sad": -1, "angry": -1}
 # Outcomes whose question text is personal (a name looked up, a ticket described): analytics
 # keeps that the turn happened, never what was typed.
-PRIVATE_OUTCOMES = frozenset({Outcome.CONTACT, Outcome.PERSONAL, Outcome.HANDOFF})
+PRIVATE_OUTCOMES = frozenset(
+    {Outcome.CONTACT, Outcome.PERSONAL, Outcome.HANDOFF, Outcome.NOT_ALLOWED}
+)
 
 
 @dataclass(slots=True)
@@ -75,6 +78,7 @@ class KollegaBot(ActivityHandler):
         max_message_chars: int = 4000,
         on_turn_done: Callable[[str, TurnResult, TurnTimings], None] | None = None,
         limiter: TurnLimiter | None = None,
+        audiences: AudienceResolver | None = None,
     ) -> None:
         self.services = services
         self.router = router
@@ -85,6 +89,7 @@ class KollegaBot(ActivityHandler):
         self.max_message_chars = max_message_chars
         self.on_turn_done = on_turn_done
         self.limiter = limiter
+        self.audiences = audiences
 
     # -- messages -------------------------------------------------------------------------
 
@@ -133,6 +138,7 @@ class KollegaBot(ActivityHandler):
         )
         language = choice.language
         user = user_of(activity)
+        access = await self.audiences.resolve(user) if self.audiences else EVERYTHING
         message = Message(
             words,
             language,
@@ -147,15 +153,20 @@ class KollegaBot(ActivityHandler):
             transcript=memory.get("transcript", []),
             principal_lookup=_principal_lookup(turn_context),
             typing_indicator=_typing(turn_context),
+            allowed_domains=access.domains,
         )
 
         t0 = time.perf_counter()
         if not words:
             dc.say(text("core.empty", language))
+        elif not access.allowed:
+            refuse(dc, access)
+            memory.pop("active", None)
         elif len(words) > self.max_message_chars:
             dc.say(text("core.too_long", language))
         else:
             await self.router.on_message(dc)
+            note_degraded(dc, access)
         timings.dialogs = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -168,7 +179,8 @@ class KollegaBot(ActivityHandler):
         timings.reply = time.perf_counter() - t0
 
         memory["language"] = language
-        _remember_turn(memory, words, dc.result)
+        if dc.result.outcome != Outcome.NOT_ALLOWED:
+            _remember_turn(memory, words, dc.result)
         t0 = time.perf_counter()
         await self.memory.save(key, memory, original, etag)
         timings.state += time.perf_counter() - t0
@@ -280,9 +292,17 @@ class KollegaBot(ActivityHandler):
                 self.languages.default
             )
             knowledge = self.services.knowledge.current
-            welcome = text(
-                "core.welcome", language, topics=topics_sentence(knowledge, language, None)
+            access = (
+                await self.audiences.resolve(user_of(activity)) if self.audiences else EVERYTHING
             )
+            if access.allowed:
+                welcome = text(
+                    "core.welcome",
+                    language,
+                    topics=topics_sentence(knowledge, language, access.domains),
+                )
+            else:
+                welcome = refusal_text(access, language)
             await turn_context.send_activity(
                 render(Reply(welcome), str(activity.channel_id or ""), language)
             )

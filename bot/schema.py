@@ -18,6 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bot.analytics  # declares analytics_events
+import bot.audit  # declares audit_log
 import bot.report_targets  # declares report_targets
 import bot.storage  # declares bot_state
 import bot.ticket_registry  # noqa: F401 - declares tickets

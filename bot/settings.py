@@ -112,6 +112,18 @@ class Settings(BaseSettings):
         "https://graph.facebook.com", validation_alias=_alias("KOLLEGA_WORKPLACE_GRAPH_URL")
     )
 
+    # Who may use the bot (tenants) and how audiences are resolved (access.yaml, Graph groups).
+    allowed_tenants: str = Field("", validation_alias=_alias("KOLLEGA_ALLOWED_TENANTS"))
+    tenantless_channels: str = Field("", validation_alias=_alias("KOLLEGA_TENANTLESS_CHANNELS"))
+    home_tenant_id: str = Field("", validation_alias=_alias("KOLLEGA_HOME_TENANT_ID"))
+    group_cache_seconds: float = Field(
+        300.0, ge=0, validation_alias=_alias("KOLLEGA_GROUP_CACHE_SECONDS")
+    )
+    group_cache_size: int = Field(10_000, ge=1, validation_alias=_alias("KOLLEGA_GROUP_CACHE_SIZE"))
+    audit_retention_days: int = Field(
+        365, ge=1, validation_alias=_alias("KOLLEGA_AUDIT_RETENTION_DAYS")
+    )
+
     # Web chat on the intranet.
     webchat_enabled: bool = Field(True, validation_alias=_alias("KOLLEGA_WEBCHAT_ENABLED"))
     webchat_allowed_origins: str = Field(
@@ -191,6 +203,14 @@ class Settings(BaseSettings):
         value = value.strip().lower()
         if value not in SUPPORTED_LANGUAGES:
             raise ValueError(f"must be one of {', '.join(SUPPORTED_LANGUAGES)}")
+        return value
+
+    @field_validator("allowed_tenants")
+    @classmethod
+    def _tenant_ids(cls, value: str) -> str:
+        from adapters.tenants import parse_tenants
+
+        parse_tenants(value)  # refuses anything that is not a tenant GUID, at start-up
         return value
 
     @property

@@ -48,9 +48,16 @@ def owner_display(owner: str) -> str:
     return f"**{owner}**"
 
 
-def answer_reply(knowledge: Any, intent_id: str, language: str) -> Reply:
+def answer_reply(
+    knowledge: Any, intent_id: str, language: str, allowed: frozenset[str] | None = None
+) -> Reply:
+    """The answer, its links, and follow-ups the reader may see (``allowed`` domains)."""
     intent = knowledge.intents[intent_id]
-    follow_ups = [f for f in intent.follow_ups if f in knowledge.intents][:MAX_FOLLOW_UPS]
+    follow_ups = [
+        f
+        for f in intent.follow_ups
+        if f in knowledge.intents and (allowed is None or knowledge.domain_of(f).domain in allowed)
+    ][:MAX_FOLLOW_UPS]
     return Reply(
         markdown=pick(intent.answer, language),
         links=[Link(link.title, link.url) for link in intent.links],

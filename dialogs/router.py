@@ -136,9 +136,17 @@ class Router:
         else:
             self.fallback(dc, top.intent_id if top else None)
 
+    @staticmethod
+    def _visible(dc: DialogContext, intent_id: str) -> bool:
+        knowledge = dc.services.knowledge.current
+        if intent_id not in knowledge.intents:
+            return False
+        allowed = dc.allowed_domains
+        return allowed is None or knowledge.domain_of(intent_id).domain in allowed
+
     def answer(self, dc: DialogContext, intent_id: str, score: float | None) -> None:
         knowledge = dc.services.knowledge.current
-        dc.say(answer_reply(knowledge, intent_id, dc.language))
+        dc.say(answer_reply(knowledge, intent_id, dc.language, dc.allowed_domains))
         dc.result.outcome = Outcome.ANSWERED
         dc.result.intent = intent_id
         dc.result.domain = knowledge.domain_of(intent_id).domain
@@ -169,12 +177,11 @@ class Router:
         dc.conversation["last_question"] = dc.message.text
 
     async def _act(self, dc: DialogContext, action: re.Match[str]) -> None:
-        knowledge = dc.services.knowledge.current
         dc.conversation.pop("active", None)  # a button press ends whatever was going on
         if action["intent"]:
-            if action["intent"] in knowledge.intents:
+            if self._visible(dc, action["intent"]):
                 self.answer(dc, action["intent"], None)
-            else:  # an old button after a knowledge change
+            else:  # an old button after a knowledge change, or outside the user's audience
                 self.fallback(dc, None)
         elif action["none"]:
             self.fallback(dc, None)

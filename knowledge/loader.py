@@ -245,11 +245,18 @@ def load_folder(folder: Path | str, today: date | None = None) -> LoadResult:
                     )
                 )
 
+    from knowledge.access import load_access  # access.py imports this module
+
+    access, access_errors, access_warnings = load_access(folder, set(domains))
+    errors.extend(access_errors)
+    warnings.extend(access_warnings)
     articles = _load_articles(folder / "articles", errors)
     if errors:
         return LoadResult(None, errors, warnings)
     return LoadResult(
-        Knowledge(domains=domains, articles=articles, source=str(folder)), [], warnings
+        Knowledge(domains=domains, articles=articles, source=str(folder), access=access),
+        [],
+        warnings,
     )
 
 

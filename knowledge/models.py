@@ -111,6 +111,7 @@ class Knowledge:
     articles: dict[str, str] = field(default_factory=dict)
     source: str = ""
     matcher: Any = None  # set by knowledge.index.prepare; the same one the bot and evaluate use
+    access: Any = None  # knowledge.access.AccessRules from access.yaml; None = all see all
 
     @cached_property
     def intents(self) -> dict[str, Intent]:

@@ -42,6 +42,8 @@ from bot.admin.session import (
     set_cookie,
 )
 from bot.analytics import events
+from bot.audit import AuditAction, actor_for
+from bot.audit import record as audit_record
 from bot.report import jinja, period_title, setting
 from bot.report_chart import trend_png
 from bot.report_data import MAX_PERIOD_DAYS, collect
@@ -181,6 +183,15 @@ class AdminSite:
     def folder(self) -> Path:
         return Path(self.kollega.knowledge.folder)
 
+    async def audit(self, action: AuditAction, target: str = "", result: str = "ok") -> None:
+        """Who did what, when; an admin action is not refused because the log is down."""
+        try:
+            await audit_record(
+                self.engine, actor=actor_for(None), action=action, target=target, result=result
+            )
+        except Exception as exc:
+            logger.error("audit log not written for %s: %s", action, type(exc).__name__)
+
     # -- who is asking -------------------------------------------------------------------
 
     def bearer_ok(self, request: web.Request) -> bool:
@@ -301,12 +312,14 @@ class AdminSite:
         if not same_secret(str(form.get("token", "")), self.token):
             self.lockout.failed(client)
             logger.warning("admin login refused")
+            await self.audit(AuditAction.ADMIN_LOGIN_FAILED, result="refused")
             return await self.login_page(request, "Wrong token / Feil nøkkel.", 401)
         cookie, _ = self.signer.issue()
         response = _redirect("/admin")
         set_cookie(response, request, SESSION_COOKIE, cookie)
         clear_cookie(response, LOGIN_COOKIE)
         logger.info("admin logged in")
+        await self.audit(AuditAction.ADMIN_LOGIN)
         return response
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
@@ -314,6 +327,7 @@ class AdminSite:
         self.require_form_csrf(request, await request.post(), session)
         response = _redirect("/admin/login")
         clear_cookie(response, SESSION_COOKIE)
+        await self.audit(AuditAction.ADMIN_LOGOUT)
         return response
 
     async def dashboard(
@@ -407,14 +421,17 @@ class AdminSite:
                     503, f"the knowledge folder cannot be written here ({exc.strerror})"
                 ) from exc
             result = await self.kollega.knowledge.reload()
+            target = f"{intent} ({language})"  # never the example's text
             if not result.ok:
                 await asyncio.to_thread(restore, self.folder, added)
                 await self.kollega.knowledge.reload()
+                await self.audit(AuditAction.KNOWLEDGE_EXAMPLE_ADDED, target, "refused")
                 raise ExampleRefused(
                     422,
                     "the knowledge did not reload with this example; the file was restored",
                     [str(p) for p in result.errors],
                 )
+            await self.audit(AuditAction.KNOWLEDGE_EXAMPLE_ADDED, target)
         return added
 
     async def api_examples(self, request: web.Request) -> web.StreamResponse:
@@ -468,6 +485,7 @@ class AdminSite:
             for row in rows
         ]
         disposition = f'attachment; filename="kollega-events-{day.isoformat()}.{kind}"'
+        await self.audit(AuditAction.EVENTS_EXPORTED, f"day {day.isoformat()} {kind}")
         if kind == "json":
             return web.json_response(
                 {"day": day.isoformat(), "timezone": str(self.zone), "events": records},
@@ -489,6 +507,7 @@ class AdminSite:
         self.require_api(request)
         day = self.day(request)
         deleted = await delete_day(self.engine, day, self.zone)
+        await self.audit(AuditAction.EVENTS_DELETED, f"day {day.isoformat()}: {deleted} events")
         return web.json_response({"day": day.isoformat(), "deleted": deleted})
 
     async def api_reload(self, request: web.Request) -> web.StreamResponse:
@@ -496,6 +515,7 @@ class AdminSite:
         self.require_api(request)
         knowledge = self.kollega.knowledge
         result = await knowledge.reload()
+        await self.audit(AuditAction.KNOWLEDGE_RELOADED, result="ok" if result.ok else "refused")
         body = {
             "ok": result.ok,
             "version": knowledge.version,
