@@ -58,7 +58,19 @@ from bot.db import metadata
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SqlStorage", "StorageConflictError", "bot_state", "create_tables", "key_hash"]
+__all__ = [
+    "NEW_ITEM",
+    "SqlStorage",
+    "StorageConflictError",
+    "bot_state",
+    "create_tables",
+    "key_hash",
+]
+
+# An eTag that means "create this item; fail if it exists": two writers that both read
+# nothing (two replicas taking a new conversation's first turns) cannot both win. Other
+# botbuilder storages treat an unknown eTag on a missing item as a plain write.
+NEW_ITEM = "kollega:new-item"
 
 # Keys are stored twice: a SHA-256 hex digest as the primary key and the key itself as
 # plain TEXT. Teams conversation ids are long (``19:…@thread.tacv2;messageid=…``) and the
@@ -207,6 +219,8 @@ class SqlStorage(Storage):
             for key, document, etag in prepared:
                 if etag is None or etag == "*":
                     await self._upsert(conn, key, document)
+                elif etag == NEW_ITEM:
+                    await self._insert_new(conn, key, document)
                 else:
                     await self._compare_and_set(conn, key, document, str(etag))
 
@@ -236,6 +250,29 @@ class SqlStorage(Storage):
             },
         )
         await conn.execute(statement)
+
+    async def _insert_new(self, conn: AsyncConnection, key: str, document: str) -> None:
+        """Create the item only if it does not exist yet; else raise the conflict."""
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        statement = (
+            dialect.insert(bot_state)
+            .values(
+                key_hash=key_hash(key),
+                key=_readable_key(key),
+                document=document,
+                etag=_new_etag(),
+                updated_at=datetime.now(UTC),
+            )
+            .on_conflict_do_nothing(index_elements=[bot_state.c.key_hash])
+        )
+        if (await conn.execute(statement)).rowcount == 1:
+            return
+        actual = (
+            await conn.execute(
+                select(bot_state.c.etag).where(bot_state.c.key_hash == key_hash(key))
+            )
+        ).scalar_one_or_none()
+        raise StorageConflictError(key, NEW_ITEM, actual)
 
     async def _compare_and_set(
         self, conn: AsyncConnection, key: str, document: str, expected: str
