@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from bot.limits import TokenBuckets
 from dialogs.texts import text
 
@@ -27,14 +29,17 @@ def test_forgotten_keys_are_bounded() -> None:
 async def test_a_flood_is_told_once_and_others_keep_being_answered(chat_factory) -> None:
     flooder = chat_factory(locale="nb-NO")
     replies = []
-    for _ in range(15):
+    started = time.monotonic()
+    for _ in range(20):
         replies.append(await flooder.messages("glemt passord"))
+    elapsed = time.monotonic() - started
     answered = [r for r in replies if r and "passord" in r[0]["text"].lower()]
     warned = [r for r in replies if r and r[0]["text"] == text("core.slow_down", "nb")]
     silent = [r for r in replies if not r]
-    assert len(answered) == 10  # the burst
-    assert len(warned) == 1
-    assert len(silent) == 4
+    # The burst of 10, plus what refilled at 30 a minute while the test ran.
+    assert 10 <= len(answered) <= 10 + int(elapsed * 0.5) + 1
+    assert len(warned) == 1  # told once per quiet period ...
+    assert len(silent) == 20 - len(answered) - 1  # ... and then not answered at all
     other = chat_factory(locale="nb-NO")
     (reply,) = await other.messages("glemt passord")
     assert "passord" in reply["text"].lower()
