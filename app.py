@@ -133,7 +133,11 @@ def create_app(settings: Settings | None = None) -> web.Application:
         audiences=audiences,
     )
     error_handler = turn_error_handler(settings.default_language)
-    channel = BotFrameworkChannel(settings, on_turn_error=error_handler)
+    channel = BotFrameworkChannel(
+        settings,
+        on_turn_error=error_handler,
+        on_auth_timed=lambda seconds: metrics.turn_seconds.labels("auth").observe(seconds),
+    )
 
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     kollega = Kollega(settings, knowledge, bot, analytics, metrics, storage, channel, audiences)

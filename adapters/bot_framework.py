@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ from botbuilder.integration.aiohttp import (
 from botbuilder.schema import Activity, ActivityTypes
 from msrest.universal_http.requests import ClientRetryPolicy
 
+from adapters.bot_credentials import bot_credentials_factory
 from adapters.tenants import REFUSED_STATUS, parse_tenants, tenant_allowed
 
 logger = logging.getLogger(__name__)
@@ -69,15 +71,23 @@ class _AuthConfiguration:
 class BotFrameworkChannel:
     """``POST /api/messages``: check the request, authenticate it, hand it to the bot."""
 
-    def __init__(self, settings: Any, on_turn_error: OnTurnError | None = None) -> None:
+    def __init__(
+        self,
+        settings: Any,
+        on_turn_error: OnTurnError | None = None,
+        on_auth_timed: Callable[[float], None] | None = None,
+    ) -> None:
         speed_up_connector_clients()
         self.authentication = ConfigurationBotFrameworkAuthentication(
-            _AuthConfiguration(settings), logger=logger
+            _AuthConfiguration(settings),
+            credentials_factory=bot_credentials_factory(settings),
+            logger=logger,
         )
         self.adapter = CloudAdapter(self.authentication)
         if on_turn_error is not None:
             self.adapter.on_turn_error = on_turn_error
         self.requires_auth = bool(getattr(settings, "APP_ID", ""))
+        self.on_auth_timed = on_auth_timed
         self.allowed_tenants = parse_tenants(getattr(settings, "allowed_tenants", ""))
         self.tenantless = frozenset(
             c.strip().lower()
@@ -90,11 +100,14 @@ class BotFrameworkChannel:
         auth_header = request.headers.get("Authorization", "")
         if self.requires_auth and not auth_header:
             return _problem(401, "missing Authorization header")
+        started = time.perf_counter()
         try:
             auth_result = await self.authentication.authenticate_request(activity, auth_header)
         except Exception as exc:
             logger.warning("refused a Bot Framework request: %s", type(exc).__name__)
             return _problem(401, "the token could not be verified")
+        if self.on_auth_timed is not None:
+            self.on_auth_timed(time.perf_counter() - started)
         # After authentication, so an unauthenticated caller learns nothing about the policy.
         if not tenant_allowed(activity, self.allowed_tenants, self.tenantless):
             logger.warning("refused an activity from another organisation's tenant")

@@ -49,6 +49,15 @@ class Settings(BaseSettings):
         "", validation_alias=_alias("KOLLEGA_BOT_TOKEN_ISSUER")
     )
 
+    # Where the bot's own outbound token comes from (sovereign clouds, proxies, tests).
+    bot_authority: str = Field(
+        "https://login.microsoftonline.com", validation_alias=_alias("KOLLEGA_BOT_AUTHORITY")
+    )
+    bot_ca_bundle: str = Field("", validation_alias=_alias("KOLLEGA_BOT_CA_BUNDLE"))
+    bot_token_timeout_seconds: float = Field(
+        10.0, gt=0, validation_alias=_alias("KOLLEGA_BOT_TOKEN_TIMEOUT")
+    )
+
     host: str = Field("127.0.0.1", validation_alias=_alias("KOLLEGA_HOST"))
     port: int = Field(3978, ge=1, le=65535, validation_alias=_alias("KOLLEGA_PORT"))
     knowledge_dir: Path = Field(
