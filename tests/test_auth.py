@@ -18,6 +18,7 @@ from botbuilder.core import ActivityHandler, TurnContext
 from adapters.bot_framework import BotFrameworkChannel
 from app import create_app
 from tests.conftest import payload
+from tests.fakes.graph import start_fake_graph
 from tests.fakes.openid import APP_ID, ISSUER, OpenIdServer, new_key, openid_server, unsigned_token
 
 
@@ -37,22 +38,34 @@ def openid() -> Iterator[OpenIdServer]:
         yield server
 
 
-def _auth_settings(settings_factory: Any, openid: OpenIdServer) -> Any:
+@pytest.fixture
+async def authority(aiohttp_server: Any, tmp_path: Any) -> Any:
+    """Entra for the bot's own outbound token (a reply needs one; offline here)."""
+    running = await start_fake_graph(aiohttp_server, tmp_path)
+    running.fake.tenant_id = "botframework.com"
+    running.fake.client_id = APP_ID
+    running.fake.client_secret = "bot-secret"
+    return running
+
+
+def _auth_settings(settings_factory: Any, openid: OpenIdServer, authority: Any) -> Any:
     return settings_factory(
         APP_ID=APP_ID,
-        APP_PASSWORD="not-used-by-these-tests",
+        APP_PASSWORD="bot-secret",
         APP_TYPE="MultiTenant",
         TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL=openid.metadata_url,
         TO_BOT_FROM_CHANNEL_TOKEN_ISSUER=ISSUER,
+        bot_authority=authority.url,
+        bot_ca_bundle=str(authority.tls.ca_file),
     )
 
 
 @pytest.fixture
 async def channel_client(
-    settings_factory: Any, openid: OpenIdServer
+    settings_factory: Any, openid: OpenIdServer, authority: Any
 ) -> AsyncIterator[tuple[TestClient, RecordingBot]]:
     bot = RecordingBot()
-    channel = BotFrameworkChannel(_auth_settings(settings_factory, openid))
+    channel = BotFrameworkChannel(_auth_settings(settings_factory, openid, authority))
     app = web.Application()
 
     async def messages(request: web.Request) -> web.Response:
@@ -120,12 +133,11 @@ async def test_every_bad_token_is_a_401_and_reaches_nothing(
 
 
 async def test_the_full_app_refuses_bad_tokens_without_replying(
-    settings_factory, openid, connector
+    settings_factory, openid, connector, authority
 ) -> None:
     fake, service_url = connector
-    client = TestClient(
-        TestServer(create_app(_auth_settings(settings_factory, openid)), host="127.0.0.1")
-    )
+    settings = _auth_settings(settings_factory, openid, authority)
+    client = TestClient(TestServer(create_app(settings), host="127.0.0.1"))
     await client.start_server()
     try:
         activity = copy.deepcopy(payload("teams/personal-message-text.json"))

@@ -19,8 +19,6 @@ from typing import Any
 import pytest
 import trustme
 from aiohttp.test_utils import TestClient, TestServer
-from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
-from pydantic import AliasChoices, Field
 
 from adapters.bot_credentials import (
     KollegaAppCredentials,
@@ -28,7 +26,6 @@ from adapters.bot_credentials import (
     bot_credentials_factory,
     default_scope,
 )
-from adapters.bot_framework import _AuthConfiguration
 from app import KOLLEGA, create_app
 from bot.settings import Settings
 from tests.conftest import payload
@@ -37,13 +34,6 @@ from tests.fakes.openid import APP_ID, ISSUER, OpenIdServer, openid_server
 
 APP_PASSWORD = "bot-secret-for-tests"
 SCOPE = "https://api.botframework.com/.default"
-
-
-class BotSettings(Settings):
-    """Settings plus the two fields this feature adds (harmless once ``Settings`` has them)."""
-
-    bot_authority: str = Field("", validation_alias=AliasChoices("KOLLEGA_BOT_AUTHORITY"))
-    bot_ca_bundle: str = Field("", validation_alias=AliasChoices("KOLLEGA_BOT_CA_BUNDLE"))
 
 
 @pytest.fixture
@@ -75,17 +65,9 @@ def factory_for(authority: Running, **overrides: Any) -> KollegaCredentialsFacto
 
 
 def _wire(client: TestClient, settings: Settings) -> None:
-    """Until ``BotFrameworkChannel`` passes ``credentials_factory=``, swap it in here."""
-    channel = client.server.app[KOLLEGA].channel
-    inner = channel.authentication._inner
-    if isinstance(getattr(inner, "_credentials_factory", None), KollegaCredentialsFactory):
-        return  # wired by the app itself
-    channel.authentication = ConfigurationBotFrameworkAuthentication(
-        _AuthConfiguration(settings), credentials_factory=bot_credentials_factory(settings)
-    )
-    on_turn_error = channel.adapter.on_turn_error
-    channel.adapter = CloudAdapter(channel.authentication)
-    channel.adapter.on_turn_error = on_turn_error
+    """The app builds its channel with kollega's credentials factory, not the SDK's."""
+    inner = client.server.app[KOLLEGA].channel.authentication._inner
+    assert isinstance(getattr(inner, "_credentials_factory", None), KollegaCredentialsFactory)
 
 
 async def test_replies_carry_the_token_from_the_configured_authority(
@@ -108,11 +90,8 @@ async def test_replies_carry_the_token_from_the_configured_authority(
         TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL=openid.metadata_url,
         TO_BOT_FROM_CHANNEL_TOKEN_ISSUER=ISSUER,
     )
-    settings = BotSettings(
-        _env_file=None,
-        **base.model_dump(),
-        bot_authority=authority.url,
-        bot_ca_bundle=str(authority.tls.ca_file),
+    settings = base.model_copy(
+        update={"bot_authority": authority.url, "bot_ca_bundle": str(authority.tls.ca_file)}
     )
     client = TestClient(TestServer(create_app(settings), host="127.0.0.1"))
     await client.start_server()
@@ -189,7 +168,7 @@ async def test_single_tenant_asks_its_own_tenant(authority: Running) -> None:
     tenant = "6c3a4b1e-2f9d-4a7c-8e5b-0d1f2a3b4c5d"
     authority.fake.tenant_id = tenant
     factory = bot_credentials_factory(
-        BotSettings(
+        Settings(
             _env_file=None,
             APP_ID=APP_ID,
             APP_PASSWORD=APP_PASSWORD,
@@ -239,8 +218,8 @@ async def test_other_app_ids_and_auth_off() -> None:
 
 
 def test_the_sdk_keeps_auth_off_and_managed_identities() -> None:
-    assert bot_credentials_factory(BotSettings(_env_file=None)) is None
-    msi = BotSettings(_env_file=None, APP_ID=APP_ID, APP_TYPE="UserAssignedMSI")
+    assert bot_credentials_factory(Settings(_env_file=None)) is None
+    msi = Settings(_env_file=None, APP_ID=APP_ID, APP_TYPE="UserAssignedMSI")
     assert bot_credentials_factory(msi) is None
 
 
