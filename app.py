@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 from collections.abc import AsyncIterator
@@ -47,6 +48,7 @@ from dialogs.leave import LeaveDialog
 from dialogs.router import Router
 from dialogs.services import Services
 from dialogs.ticket_status import TicketStatusDialog
+from knowledge.index import prepare
 from knowledge.provider import KnowledgeProvider
 
 logger = logging.getLogger("kollega")
@@ -100,7 +102,15 @@ def ticket_registry(settings: Settings, engine) -> TicketRegistry | None:
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
     engine = create_engine(settings.database_url)
-    knowledge = KnowledgeProvider(settings.knowledge_dir)
+    knowledge = KnowledgeProvider(
+        settings.knowledge_dir,
+        builder=functools.partial(
+            prepare,
+            embedding=settings.embedding,
+            model_dir=settings.embedding_model_dir,
+            cache_dir=settings.embedding_cache_dir,
+        ),
+    )
     storage: Storage = MemoryStorage() if settings.state_storage == "memory" else SqlStorage(engine)
     analytics = AnalyticsRecorder(engine, flush_seconds=settings.analytics_flush_seconds)
     metrics = Metrics()

