@@ -80,6 +80,8 @@ LOCALE_BONUS = 0.12
 MIN_LETTERS = 4  # below this ("ok", "ja", "1") the detector is guessing: keep the hints
 CLEAR_LEAD = 0.1  # over the best language of another family
 SINGLE_WORD_LEAD = 0.3
+# Inside one family, the conversation's or client's language wins unless clearly beaten.
+FAMILY_HINT_LEAD = 0.3
 # Bokmål, Nynorsk and Danish share most short words: the detector is sure of the family
 # long before it is sure of the member, so the lead is measured against other families.
 FAMILIES = (("nb", "nn", "da"), ("sv",), ("fi",), ("en",))
@@ -121,6 +123,25 @@ class LanguageGuesser:
         self.default = default
         self.supported = supported
 
+    @staticmethod
+    def _within_family(
+        best: str,
+        family: tuple[str, ...],
+        scores: dict[str, float],
+        hints: list[str],
+        marked: dict[str, int],
+    ) -> str:
+        """Bokmål or Danish? A short text often reads as both: then the hint decides,
+        unless the text has a word only the other language uses ("hvad", "kva")."""
+        for hint in hints:
+            if (
+                hint in family
+                and scores[best] - scores[hint] < FAMILY_HINT_LEAD
+                and marked.get(best, 0) <= marked.get(hint, 0)
+            ):
+                return hint
+        return best
+
     def choose(
         self, text: str, previous: str | None = None, locale: str | None = None
     ) -> LanguageChoice:
@@ -130,10 +151,13 @@ class LanguageGuesser:
                 _LINGUA_TO_CODE[c.language]: c.value
                 for c in _detector().compute_language_confidence_values(text[:500])
             }
+            marked: dict[str, int] = {}
             for word in set(_WORDS.findall(text[:500].casefold())):
                 for language, markers in MARKER_WORDS.items():
                     if word in markers and language in scores:
                         scores[language] += MARKER_BONUS
+                        marked[language] = marked.get(language, 0) + 1
+            hints = [h for h in (previous, locale_language) if h in scores]
             if previous in scores:
                 scores[previous] += PREVIOUS_TURN_BONUS
             if locale_language in scores:
@@ -144,7 +168,9 @@ class LanguageGuesser:
             # One word ("Teams", "VPN") says little about the writer's language.
             lead = SINGLE_WORD_LEAD if previous and len(_WORDS.findall(text)) < 2 else CLEAR_LEAD
             if scores[best] - rival >= lead and best in self.supported:
-                return LanguageChoice(best, "text")
+                return LanguageChoice(
+                    self._within_family(best, family, scores, hints, marked), "text"
+                )
         if previous in self.supported:
             return LanguageChoice(previous, "conversation")
         if locale_language:

@@ -33,7 +33,8 @@ TOKEN = "s3cret-admin-token-for-tests"
 EMAIL = "ola.nordmann@example.org"
 FNR = "01017012343"  # a valid (check digits) Norwegian fødselsnummer, not a real person's
 PHONE = "912 34 567"
-PRINTER_GAP = "skriveren i tredje etasje skriker og blinker oransje"
+# A printer problem in words the sample knowledge does not know (the matcher falls back).
+PRINTER_GAP = "kopimaskinen spiser arkene"
 
 
 @pytest.fixture
