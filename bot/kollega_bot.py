@@ -35,6 +35,7 @@ from bot.memory import ConversationMemory
 from bot.privacy import scrub
 from bot.rendering import TEAMS, render
 from bot.report_targets import reference_of, remember_report_target
+from bot.settings import SUPPORTED_LANGUAGES
 from dialogs.base import DialogContext
 from dialogs.help import topics_sentence
 from dialogs.router import Router, is_action_code
@@ -91,6 +92,12 @@ class KollegaBot(ActivityHandler):
         self.limiter = limiter
         self.audiences = audiences
 
+    def _client_language(self, activity: Activity) -> str:
+        """The client's locale as a reply language, where there are no words to go by."""
+        return language_of_locale(locale_of(activity), self.languages.supported) or (
+            self.languages.default
+        )
+
     # -- messages -------------------------------------------------------------------------
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
@@ -107,9 +114,7 @@ class KollegaBot(ActivityHandler):
     async def _slow_down(self, turn_context: TurnContext, key: str) -> None:
         """Tell a flooding user once per quiet period; drop the rest without a reply."""
         activity = turn_context.activity
-        language = language_of_locale(locale_of(activity), self.languages.supported) or (
-            self.languages.default
-        )
+        language = self._client_language(activity)
         if self.limiter is not None and self.limiter.warn(key):
             await turn_context.send_activity(
                 render(Reply(text("core.slow_down", language)), str(activity.channel_id), language)
@@ -288,9 +293,7 @@ class KollegaBot(ActivityHandler):
             memory, original, etag = await self.memory.load(key)
             if memory.get("welcomed"):
                 return
-            language = language_of_locale(locale_of(activity), self.languages.supported) or (
-                self.languages.default
-            )
+            language = self._client_language(activity)
             knowledge = self.services.knowledge.current
             access = (
                 await self.audiences.resolve(user_of(activity)) if self.audiences else EVERYTHING
@@ -391,7 +394,7 @@ def turn_error_handler(default_language: str) -> Callable[[TurnContext, Exceptio
         activity = turn_context.activity
         if activity.type != ActivityTypes.message:
             return
-        language = language_of_locale(locale_of(activity), ("nb", "nn", "sv", "da", "fi", "en"))
+        language = language_of_locale(locale_of(activity), SUPPORTED_LANGUAGES)
         try:
             await turn_context.send_activity(text("core.error", language or default_language))
         except Exception as exc:

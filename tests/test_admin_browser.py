@@ -20,21 +20,11 @@ from aiohttp.test_utils import TestClient
 from app import KOLLEGA
 from bot.settings import REPO_ROOT
 from tests.conftest import SAMPLE_KNOWLEDGE, Chat
+from tests.fakes.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.fakes.connector import FakeConnector
 from tests.test_admin import PRINTER_GAP, TOKEN, reply_texts, start_admin_app
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO_ROOT / "artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists() and not os.environ.get("CI"),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScala
 from bot.privacy import scrub
 from knowledge.loader import knowledge_files, load_folder
 from knowledge.models import INTENT_ID, LANGUAGE_CODE
+from knowledge.spreadsheet import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -184,22 +184,6 @@ def _validate_shadow(folder: Path, target: Path, new_text: str) -> list[str]:
         result = load_folder(shadow)
         prefix = str(shadow)
         return [str(p).replace(prefix, str(folder)) for p in result.errors]
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write beside ``path`` and rename over it (same file system: atomic), mode kept."""
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp_name, mode)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 def add_example(folder: Path, intent: str, language: str, text: str) -> AddedExample:
