@@ -130,7 +130,11 @@ def create_app(settings: Settings | None = None) -> web.Application:
         router=build_router(settings, ticket_registry(settings, engine)),
         memory=ConversationMemory(storage),
         analytics=analytics,
-        languages=LanguageGuesser(settings.default_language, SUPPORTED_LANGUAGES),
+        languages=LanguageGuesser(
+            settings.default_language,
+            SUPPORTED_LANGUAGES,
+            compact=settings.language_models == "compact",
+        ),
         counter=ConversationCounter(settings.analytics_secret),
         max_message_chars=settings.max_message_chars,
         on_turn_done=metrics.observe_turn,
@@ -171,7 +175,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
                 f"the knowledge in {settings.knowledge_dir} does not load:\n{problems}"
             )
         await ensure_schema(engine, settings.database_url)
-        warm_up()
+        warm_up(compact=settings.language_models == "compact")
         await analytics.start()
         knowledge.start_watching(settings.knowledge_poll_seconds)
         background.append(

@@ -8,8 +8,9 @@ call. Modules that own a table (analytics, state storage, audit) declare it agai
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 logger = logging.getLogger(__name__)
@@ -29,5 +30,19 @@ metadata = MetaData(
 def create_engine(url: str) -> AsyncEngine:
     """An async engine; SQLite gets a busy timeout so short write bursts wait instead of failing."""
     if url.startswith("sqlite"):
-        return create_async_engine(url, connect_args={"timeout": 15})
+        engine = create_async_engine(url, connect_args={"timeout": 15})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers go on while a turn writes, and NORMAL syncs at checkpoints instead
+    # of every commit: the embedded default then keeps up with a busy pilot, and a crash
+    # loses at most the last commits, never the file.
+    if ":memory:" in str(getattr(dbapi_connection, "_database", "")):
+        return
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

@@ -12,10 +12,6 @@ import io
 import logging
 from collections.abc import Sequence
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, PercentFormatter
-
 from bot.report_data import DayTrend
 
 logger = logging.getLogger(__name__)
@@ -31,6 +27,12 @@ COLOURS = {
 
 def trend_png(trend: Sequence[DayTrend], title: str = "Last 30 days / Siste 30 dager") -> bytes:
     """Stacked daily bars (answered, choices, fallback, other turns) and the answer-rate line."""
+    # Imported here, not at module level: matplotlib costs the bot ~50 MB and a second at
+    # start, and only reports and the dashboard's chart need it.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
     figure = Figure(figsize=(9, 3.6), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()

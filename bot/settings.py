@@ -81,6 +81,9 @@ class Settings(BaseSettings):
         "sqlite+aiosqlite:///kollega.db", validation_alias=_alias("KOLLEGA_DATABASE_URL")
     )
     default_language: str = Field("nb", validation_alias=_alias("KOLLEGA_DEFAULT_LANGUAGE"))
+    language_models: Literal["accurate", "compact"] = Field(
+        "accurate", validation_alias=_alias("KOLLEGA_LANGUAGE_MODELS")
+    )
     admin_token: str = Field("", validation_alias=_alias("KOLLEGA_ADMIN_TOKEN"))
     admin_max_failures: int = Field(5, ge=1, validation_alias=_alias("KOLLEGA_ADMIN_MAX_FAILURES"))
     admin_lockout_seconds: float = Field(
