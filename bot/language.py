@@ -69,8 +69,26 @@ MARKER_WORDS = {
     ),
     "nb": frozenset(["hva", "meg", "deg", "hvorfor", "også", "hjelp", "passord", "funker"]),
     "nn": frozenset(["kva", "eg", "ikkje", "korleis", "kvifor", "òg"]),
-    "fi": frozenset(["mitä", "miten", "kuinka", "minun", "en", "ei", "ja", "salasana", "apua"]),
-    "en": frozenset(["what", "how", "the", "my", "is", "and", "not", "help", "password"]),
+    "fi": frozenset(
+        [
+            "mitä",
+            "miten",
+            "kuinka",
+            "minun",
+            "en",
+            "ei",
+            "ja",
+            "salasana",
+            "apua",
+            "moi",
+            "moikka",
+            "terve",
+            "huomenta",
+        ]
+    ),
+    "en": frozenset(
+        ["what", "how", "the", "my", "is", "and", "not", "help", "password", "hello", "hi"]
+    ),
 }
 MARKER_BONUS = 0.3
 
@@ -149,6 +167,13 @@ class LanguageGuesser:
         self, text: str, previous: str | None = None, locale: str | None = None
     ) -> LanguageChoice:
         locale_language = language_of_locale(locale, self.supported)
+        words = _WORDS.findall(text[:500].casefold())
+        # A conversation's first word ("moi", "hej") that only one language uses says it all;
+        # later, one English IT word ("password") must not switch a Norwegian conversation.
+        if len(words) == 1 and previous is None:
+            owners = [lang for lang, markers in MARKER_WORDS.items() if words[0] in markers]
+            if len(owners) == 1 and owners[0] in self.supported:
+                return LanguageChoice(owners[0], "text")
         if len(_LETTERS.findall(text)) >= MIN_LETTERS:
             scores = {
                 _LINGUA_TO_CODE[c.language]: c.value

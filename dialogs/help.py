@@ -63,12 +63,49 @@ HELP_PHRASES = {
     ),
 }
 _ALL_PHRASES = frozenset(p for phrases in HELP_PHRASES.values() for p in phrases)
+# A greeting alone is not a question: greet back and say what kollega can do.
+GREETINGS = frozenset(
+    {
+        "hei",
+        "hei hei",
+        "heisann",
+        "hallo",
+        "halla",
+        "hallå",
+        "god morgen",
+        "god dag",
+        "morn",
+        "hej",
+        "hej hej",
+        "hejsan",
+        "tjena",
+        "godmorgen",
+        "goddag",
+        "moi",
+        "moikka",
+        "hei vaan",
+        "terve",
+        "huomenta",
+        "päivää",
+        "hello",
+        "hi",
+        "hey",
+        "good morning",
+    }
+)
 _TRIM = re.compile(r"^[\s!.?¿¡,;:]+|[\s!.,;:]+$")
 
 
+def _cleaned(text_: str) -> str:
+    return _TRIM.sub("", text_.casefold()).replace("?", "").strip() or text_.strip()
+
+
 def is_help_request(text_: str) -> bool:
-    cleaned = _TRIM.sub("", text_.casefold()).replace("?", "").strip() or text_.strip()
-    return cleaned in _ALL_PHRASES
+    return _cleaned(text_) in _ALL_PHRASES
+
+
+def is_greeting(text_: str) -> bool:
+    return _cleaned(text_).rstrip("!") in GREETINGS
 
 
 def visible_domains(knowledge: Any, allowed_domains: frozenset[str] | None) -> list[str]:
@@ -79,18 +116,25 @@ def topics_sentence(knowledge: Any, language: str, allowed: frozenset[str] | Non
     names = [domain_name(d, language) for d in visible_domains(knowledge, allowed)]
     if len(names) <= 1:
         return "".join(names)
-    return ", ".join(names[:-1]) + text("core.list_separator", language) + names[-1]
+    return ", ".join(names[:-1]) + f" {text('core.list_separator', language)} " + names[-1]
 
 
 class HelpDialog(Dialog):
     name = "help"
 
     def recognise(self, message: Message) -> dict[str, Any] | None:
+        if is_greeting(message.text):
+            return {"greeting": True}
         return {} if is_help_request(message.text) else None
 
     async def begin(self, dc: DialogContext, options: dict[str, Any]) -> bool:
         knowledge = dc.services.knowledge.current
         allowed = dc.allowed_domains
+        if options.get("greeting"):
+            topics = topics_sentence(knowledge, dc.language, allowed)
+            dc.say(Reply(text("core.welcome", dc.language, topics=topics)))
+            dc.result.outcome = Outcome.WELCOME
+            return False
         lines = [text("core.help.intro", dc.language), ""]
         for domain in visible_domains(knowledge, allowed):
             first_intent = knowledge.domains[domain].intents[0]

@@ -189,3 +189,15 @@ async def test_follow_up_buttons_answer_their_intent(chat_factory, kollega) -> N
     assert _text(next_answer).startswith(
         kollega.knowledge.current.intents[target].answer["nb"][:30]
     )
+
+
+async def test_a_greeting_is_greeted_back_in_its_language(chat_factory) -> None:
+    for greeting, language_word in (
+        ("hei", "Spør meg"),
+        ("Hej!", "Fråga mig"),
+        ("moi", "Kysy"),
+        ("hello", "Ask me"),
+    ):
+        chat = chat_factory(locale={"hei": "nb-NO", "Hej!": "sv-SE"}.get(greeting, "en-US"))
+        (reply,) = await chat.messages(greeting)
+        assert "kollega" in _text(reply) and language_word in _text(reply), _text(reply)
