@@ -331,7 +331,8 @@ def read_sheet(text: str, name: str, knowledge: Knowledge) -> Sheet:
 # --------------------------------------------------------------------------- write the YAML
 
 
-def _yaml(indent: tuple[int, int, int]) -> YAML:
+def round_trip_yaml(indent: tuple[int, int, int]) -> YAML:
+    """A ruamel round-trip dumper that keeps an owner's quoting and long lines."""
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.width = 1_000_000  # never re-wrap an owner's long lines
@@ -339,7 +340,7 @@ def _yaml(indent: tuple[int, int, int]) -> YAML:
     return yaml
 
 
-def _dump(yaml: YAML, data: Any) -> str:
+def dump_yaml(yaml: YAML, data: Any) -> str:
     buffer = io.StringIO()
     yaml.dump(data, buffer)
     return buffer.getvalue()
@@ -353,9 +354,9 @@ def load_round_trip(text: str) -> tuple[YAML, Any]:
     """
     best: tuple[int, YAML, Any] | None = None
     for indent in INDENTS:
-        yaml = _yaml(indent)
+        yaml = round_trip_yaml(indent)
         data = yaml.load(text)
-        dumped = _dump(yaml, data)
+        dumped = dump_yaml(yaml, data)
         if dumped == text:
             return yaml, data
         old, new = text.splitlines(), dumped.splitlines()
@@ -636,7 +637,7 @@ def import_csv(folder: Path, sheet_path: Path, dry_run: bool = False) -> ImportR
                     what = "changed" if old is not None else "added (new language)"
                 changes.append(Change(str(path), intent_id, kind, lang, what))
         if touched:
-            dumped = _dump(yaml, data)
+            dumped = dump_yaml(yaml, data)
             if dumped != text:
                 originals[path] = raw
                 new_texts[path] = dumped

@@ -38,6 +38,8 @@ from aiohttp import web
 from botbuilder.core import Bot, BotAdapter, TurnContext
 from botbuilder.schema import Activity, ConversationReference, ResourceResponse
 
+from adapters.background import BackgroundTurns
+
 from .activities import (
     BadMessage,
     for_page,
@@ -124,10 +126,9 @@ class WebChatAdapter(BotAdapter):
         self._keepalive = keepalive_seconds
         self._static = _load_static(static_dir)
         self._page = (static_dir / "index.html").read_text(encoding="utf-8")
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._turns = BackgroundTurns("web chat")
         self._locks: dict[str, asyncio.Lock] = {}
         self._lock_users: dict[str, int] = {}
-        self._closing = False
 
     # -- routes ---------------------------------------------------------------------------
 
@@ -280,7 +281,7 @@ class WebChatAdapter(BotAdapter):
         )
 
     def _refuse(self, request: web.Request, cors: dict[str, str]) -> web.Response | None:
-        if self._closing:
+        if self._turns.closing:
             return error(503, "kollega is restarting; try again in a moment", cors)
         origin = self._origins.cross_origin(request)
         if origin is not None and not self._origins.allows(origin):
@@ -292,9 +293,7 @@ class WebChatAdapter(BotAdapter):
 
     def _start_turn(self, session: Session, activity: Activity) -> asyncio.Queue[Any]:
         queue: asyncio.Queue[Any] = asyncio.Queue()
-        task = asyncio.get_running_loop().create_task(self._run_in_order(session, activity, queue))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._turns.spawn(self._run_in_order(session, activity, queue))
         return queue
 
     async def _run_in_order(
@@ -392,22 +391,11 @@ class WebChatAdapter(BotAdapter):
 
     async def drain(self) -> None:
         """Wait until every turn accepted so far (and any it started) has finished."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._turns.drain()
 
     async def close(self, grace_seconds: float = 15.0) -> None:
         """Refuse new sessions and messages, give running turns ``grace_seconds``."""
-        self._closing = True
-        try:
-            async with asyncio.timeout(grace_seconds):
-                await self.drain()
-        except TimeoutError:
-            logger.warning(
-                "web chat: %d turns still running at shutdown; cancelled", len(self._tasks)
-            )
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._turns.close(grace_seconds)
 
     async def _on_shutdown(self, _app: web.Application) -> None:
         await self.close()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -34,6 +34,8 @@ from botbuilder.schema import (
     ConversationReference,
     ResourceResponse,
 )
+
+from adapters.background import BackgroundTurns
 
 from .dedupe import SeenEvents
 from .graph import GraphClient, RetryPolicy
@@ -98,10 +100,9 @@ class WorkplaceAdapter(BotAdapter):
         self._max_body_bytes = max_body_bytes
         self._seen = SeenEvents(dedupe_ttl_seconds, dedupe_max_entries)
         self._graph = GraphClient(self._graph_url, access_token, self._get_session, retry)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._turns = BackgroundTurns("workplace")
         self._locks: dict[str, asyncio.Lock] = {}
         self._lock_users: dict[str, int] = {}
-        self._closing = False
 
     # -- HTTP handlers --------------------------------------------------------------------
 
@@ -121,7 +122,7 @@ class WorkplaceAdapter(BotAdapter):
         403 for a missing or wrong signature, 413 for a body over the limit, 400 for a body
         that is not a JSON object, 503 while shutting down (Meta delivers again later).
         """
-        if self._closing:
+        if self._turns.closing:
             return _plain(503, "Shutting down")
         header = request.headers.get(SIGNATURE_HEADER)
         if not header:
@@ -157,34 +158,18 @@ class WorkplaceAdapter(BotAdapter):
             if event.dedupe_key is not None and not self._seen.first_time(event.dedupe_key):
                 logger.info("workplace delivered %s again; ignored", event.dedupe_key[0])
                 continue
-            self._spawn(self._run_in_order(event))
+            self._turns.spawn(self._run_in_order(event))
         return _plain(200, "EVENT_RECEIVED")
 
     # -- background turns -----------------------------------------------------------------
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def drain(self) -> None:
         """Wait until every turn accepted so far (and any it started) has finished."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._turns.drain()
 
     async def close(self, grace_seconds: float = 15.0) -> None:
         """Refuse new deliveries, give running turns ``grace_seconds``, close our session."""
-        self._closing = True
-        try:
-            async with asyncio.timeout(grace_seconds):
-                await self.drain()
-        except TimeoutError:
-            logger.warning(
-                "workplace: %d turns still running at shutdown; cancelled", len(self._tasks)
-            )
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._turns.close(grace_seconds)
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None

@@ -13,7 +13,6 @@ and other replicas see the old file or the new one, never half of one.
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 import tempfile
@@ -29,7 +28,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScala
 from bot.privacy import scrub
 from knowledge.loader import knowledge_files, load_folder
 from knowledge.models import INTENT_ID, LANGUAGE_CODE
-from knowledge.spreadsheet import atomic_write
+from knowledge.spreadsheet import atomic_write, dump_yaml, round_trip_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -87,20 +86,6 @@ def clean_example(intent: str, language: str, text: str) -> tuple[str, str, str]
     return intent, language, text
 
 
-def _yaml(indent: tuple[int, int, int]) -> YAML:
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 1_000_000  # never re-wrap an owner's long lines
-    yaml.indent(mapping=indent[0], sequence=indent[1], offset=indent[2])
-    return yaml
-
-
-def _dump(yaml: YAML, data: Any) -> str:
-    buffer = io.StringIO()
-    yaml.dump(data, buffer)
-    return buffer.getvalue()
-
-
 def _changed_lines(a: str, b: str) -> int:
     return sum(1 for x, y in zip(a.splitlines(), b.splitlines(), strict=False) if x != y) + abs(
         a.count("\n") - b.count("\n")
@@ -111,9 +96,9 @@ def load_round_trip(text: str) -> tuple[YAML, Any]:
     """The file's data and the YAML settings that write it back (closest to) unchanged."""
     best: tuple[int, YAML, Any] | None = None
     for indent in INDENTS:
-        yaml = _yaml(indent)
+        yaml = round_trip_yaml(indent)
         data = yaml.load(text)
-        changed = _changed_lines(text, _dump(yaml, data))
+        changed = _changed_lines(text, dump_yaml(yaml, data))
         if changed == 0:
             return yaml, data
         if best is None or changed < best[0]:
@@ -192,7 +177,7 @@ def add_example(folder: Path, intent: str, language: str, text: str) -> AddedExa
     path, raw, yaml, data, entry = _find_intent(folder, intent)
     original = raw.decode("utf-8")
     _append(entry, language, text)
-    new_text = _dump(yaml, data)
+    new_text = dump_yaml(yaml, data)
     problems = _validate_shadow(folder, path, new_text)
     if problems:
         raise ExampleRefused(422, "the knowledge would not load with this example", problems)
