@@ -123,7 +123,6 @@ def create_app(settings: Settings | None = None) -> web.Application:
     services = Services(
         knowledge=knowledge,
         switchboard=settings.switchboard,
-        default_language=settings.default_language,
     )
     bot = KollegaBot(
         services=services,

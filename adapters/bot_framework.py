@@ -30,6 +30,7 @@ from botbuilder.integration.aiohttp import (
 from botbuilder.schema import Activity, ActivityTypes
 from msrest.universal_http.requests import ClientRetryPolicy
 
+from adapters.bodies import read_limited
 from adapters.bot_credentials import bot_credentials_factory
 from adapters.tenants import REFUSED_STATUS, parse_tenants, tenant_allowed
 
@@ -130,13 +131,11 @@ class BotFrameworkChannel:
     async def _read_activity(self, request: web.Request) -> Activity:
         if request.content_type != "application/json":
             raise web.HTTPUnsupportedMediaType(text="send the activity as application/json")
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raw = await read_limited(request, MAX_BODY_BYTES)
+        if raw is None:
             raise web.HTTPRequestEntityTooLarge(
-                max_size=MAX_BODY_BYTES, actual_size=request.content_length
+                max_size=MAX_BODY_BYTES, actual_size=request.content_length or MAX_BODY_BYTES + 1
             )
-        raw = await request.content.read(MAX_BODY_BYTES + 1)
-        if len(raw) > MAX_BODY_BYTES:
-            raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=len(raw))
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:

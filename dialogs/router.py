@@ -67,9 +67,6 @@ class Router:
         self.by_name = {d.name: d for d in self.skills}
         self.slow = slow  # dialogs that call outside systems: show "typing…" first
 
-    def register(self, dialog: Dialog) -> None:
-        self.by_name[dialog.name] = dialog
-
     async def on_message(self, dc: DialogContext) -> None:
         message_text = dc.message.text.strip()
         action = _ACTION.match(message_text)

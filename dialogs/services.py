@@ -17,4 +17,3 @@ class Services:
     tickets: Any | None = None  # adapters.tickets.TicketSystem
     leave: Any | None = None  # adapters.leave.LeaveBalanceClient
     switchboard: str = ""
-    default_language: str = "nb"

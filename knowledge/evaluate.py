@@ -17,7 +17,6 @@ import numpy as np
 
 from knowledge.index import prepare
 from knowledge.loader import load_folder
-from knowledge.models import Problem
 
 
 class EvaluationError(Exception):
@@ -110,7 +109,3 @@ def evaluate(folder: Path, tests: Iterable[TestItem], **matcher_options: Any) ->
         "ms_per_query_p99": round(float(np.percentile(times, 99)), 3) if times else 0.0,
         "load_seconds": round(load_seconds, 3),
     }
-
-
-def problems_text(problems: Sequence[Problem]) -> str:
-    return "\n".join(str(p) for p in problems)

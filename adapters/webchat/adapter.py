@@ -39,6 +39,7 @@ from botbuilder.core import Bot, BotAdapter, TurnContext
 from botbuilder.schema import Activity, ConversationReference, ResourceResponse
 
 from adapters.background import BackgroundTurns
+from adapters.bodies import read_limited
 
 from .activities import (
     BadMessage,
@@ -55,7 +56,6 @@ from .http import (
     OriginPolicy,
     bearer,
     error,
-    read_limited,
 )
 from .limits import RateLimiter
 from .sessions import Session, SessionTokens, plausible_session_id

@@ -114,20 +114,6 @@ def error(status: int, message: str, headers: Mapping[str, str] | None = None) -
     )
 
 
-async def read_limited(request: web.Request, max_bytes: int) -> bytes | None:
-    """The raw body, or None if it is larger than ``max_bytes`` (read no further than that)."""
-    if request.content_length is not None and request.content_length > max_bytes:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(16 * 1024):
-        size += len(chunk)
-        if size > max_bytes:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def bearer(request: web.Request) -> str | None:
     """The token of an ``Authorization: Bearer`` header; '' for a malformed one; None if absent."""
     header = request.headers.get("Authorization")

@@ -36,12 +36,13 @@ from botbuilder.schema import (
 )
 
 from adapters.background import BackgroundTurns
+from adapters.bodies import read_limited
 
 from .dedupe import SeenEvents
 from .graph import GraphClient, RetryPolicy
 from .inbound import OBJECT_ID, InboundEvent, parse_webhook
 from .outbound import COMMENT_TEXT_LIMIT, Target, chat_messages, comment_messages, target_of
-from .webhook import SIGNATURE_HEADER, read_limited, signature_ok, verification_response
+from .webhook import SIGNATURE_HEADER, signature_ok, verification_response
 
 logger = logging.getLogger(__name__)
 

@@ -51,17 +51,3 @@ def verification_response(query: Mapping[str, str], verify_token: str) -> web.Re
         return web.Response(text=challenge, content_type="text/plain")
     logger.warning("workplace webhook verification refused (mode=%r)", mode)
     return web.Response(status=403, text="Forbidden", content_type="text/plain")
-
-
-async def read_limited(request: web.Request, max_bytes: int) -> bytes | None:
-    """The raw body, or None if it is larger than ``max_bytes`` (read no further than that)."""
-    if request.content_length is not None and request.content_length > max_bytes:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > max_bytes:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
