@@ -7,8 +7,6 @@ environment or holds a module-level singleton, so tests build as many apps as th
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import logging
 import ssl
@@ -36,7 +34,8 @@ from bot.limits import TurnLimiter
 from bot.logs import configure_logging
 from bot.memory import ConversationMemory
 from bot.observability import Metrics, health_routes
-from bot.retention import retention_loop
+from bot.periodic import PeriodicJobs
+from bot.retention import delete_older_than
 from bot.schema import ensure_schema
 from bot.settings import SUPPORTED_LANGUAGES, Settings
 from bot.storage import SqlStorage
@@ -54,6 +53,7 @@ from knowledge.provider import KnowledgeProvider
 logger = logging.getLogger("kollega")
 
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
+AUDIT_RETENTION_INTERVAL_SECONDS = 6 * 3600
 
 
 @dataclass(slots=True)
@@ -164,7 +164,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     _add_webchat(app, kollega, error_handler)
     health_routes(app, knowledge=knowledge, engine=engine, metrics=metrics, analytics=analytics)
     add_admin_routes(app, kollega)
-    background: list[asyncio.Task[None]] = []
+    jobs = PeriodicJobs()
 
     async def start(_: web.Application) -> None:
         result = await knowledge.reload()
@@ -177,25 +177,20 @@ def create_app(settings: Settings | None = None) -> web.Application:
         warm_up(compact=settings.language_models == "compact")
         await analytics.start()
         knowledge.start_watching(settings.knowledge_poll_seconds)
-        background.append(
-            asyncio.create_task(
-                retention_loop(
-                    engine, settings.retention_days, settings.retention_interval_seconds
-                ),
-                name="analytics-retention",
-            )
+        jobs.start(
+            functools.partial(delete_older_than, engine, settings.retention_days),
+            settings.retention_interval_seconds,
+            "analytics-retention",
         )
-        background.append(
-            asyncio.create_task(
-                _audit_retention(engine, settings.audit_retention_days), name="audit-retention"
-            )
+        # The audit log is kept a year by default: long enough to answer "who changed this".
+        jobs.start(
+            functools.partial(purge_older_than, engine, settings.audit_retention_days),
+            AUDIT_RETENTION_INTERVAL_SECONDS,
+            "audit-retention",
         )
 
     async def stop(_: web.Application) -> None:
-        for task in background:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await jobs.stop()
         await knowledge.stop_watching()
         await analytics.stop()
         await engine.dispose()
@@ -204,16 +199,6 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.on_cleanup.append(stop)
     app.cleanup_ctx.append(_outside_systems(settings, services, audiences))
     return app
-
-
-async def _audit_retention(engine, days: int) -> None:
-    """The audit log is kept a year by default: long enough to answer "who changed this"."""
-    while True:
-        try:
-            await purge_older_than(engine, days)
-        except Exception as exc:
-            logger.warning("audit retention failed: %s", type(exc).__name__)
-        await asyncio.sleep(6 * 3600)
 
 
 def graph_client(settings: Settings) -> GraphClient | None:

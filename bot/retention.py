@@ -19,10 +19,10 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.analytics import events
+from bot.periodic import run_periodically
 
 logger = logging.getLogger(__name__)
 
@@ -84,17 +84,13 @@ async def retention_loop(
     engine: AsyncEngine,
     days: int = DEFAULT_RETENTION_DAYS,
     interval: float = DEFAULT_INTERVAL_SECONDS,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Run ``delete_older_than`` now and then every ``interval`` seconds, until cancelled.
+    """Run ``delete_older_than`` now and then every ``interval`` seconds, until stopped.
 
     A database outage must not end the job (nor the app): the failure is logged and the
     next round tries again.
     """
-    while True:
-        try:
-            await delete_older_than(engine, days)
-        except (SQLAlchemyError, OSError) as exc:
-            logger.warning("retention: database unavailable (%s); will retry", type(exc).__name__)
-        except Exception:  # the job must outlive any surprise
-            logger.exception("retention round failed")
-        await asyncio.sleep(interval)
+    await run_periodically(
+        lambda: delete_older_than(engine, days), interval, "retention", stop=stop
+    )

@@ -77,7 +77,10 @@ async def test_delete_day_uses_local_midnight(engine: AsyncEngine) -> None:
 
 
 async def test_loop_deletes_and_keeps_running(engine: AsyncEngine) -> None:
-    task = asyncio.create_task(retention_loop(engine, days=2, interval=0.05))
+    # The loop cuts at the real clock: keep what is under two days older than NOW, whatever
+    # today's date is, so the rows of NOW - 1 day and NOW stay.
+    days = (datetime.now(UTC) - NOW).days + 2
+    task = asyncio.create_task(retention_loop(engine, days=days, interval=0.05))
     try:
         for _ in range(100):
             if await count(engine) == 2:
