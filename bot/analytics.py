@@ -140,6 +140,7 @@ class AnalyticsRecorder:
         self._buffer: deque[Event] = deque(maxlen=max_buffer)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._lock = asyncio.Lock()
         self.dropped = 0
         self.healthy = True
@@ -159,12 +160,22 @@ class AnalyticsRecorder:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="analytics-writer")
 
-    async def stop(self) -> None:
+    async def stop(self, grace_seconds: float = 5.0) -> None:
+        """Let the writer finish the batch it is writing, then write what is left.
+
+        Not a bare cancel: one landing mid-INSERT would abandon the statement half-way.
+        """
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping = True
+            self._wake.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), grace_seconds)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
+            self._stopping = False
         await self.flush()
 
     async def flush(self) -> int:
@@ -194,7 +205,7 @@ class AnalyticsRecorder:
         return written
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.flush_seconds)
             self._wake.clear()
