@@ -23,6 +23,7 @@ from adapters.leave import LeaveBalanceClient
 from adapters.tickets import build_ticket_system
 from adapters.webchat import EntraIdValidator, WebChatAdapter
 from adapters.workplace import WorkplaceAdapter
+from bot import db_work
 from bot.admin import add_admin_routes
 from bot.analytics import AnalyticsRecorder, ConversationCounter
 from bot.audience import AudienceResolver
@@ -193,7 +194,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         await jobs.stop()
         await knowledge.stop_watching()
         await analytics.stop()
-        await engine.dispose()
+        await db_work.close(engine)
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)

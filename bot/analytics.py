@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import logging
@@ -33,9 +34,11 @@ from sqlalchemy import (
     Text,
     insert,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot import db_work
 from bot.db import metadata
 from bot.privacy import scrub
 
@@ -124,6 +127,10 @@ def make_event(
     )
 
 
+def _insert(batch: list[Event], conn: Connection) -> None:
+    conn.execute(insert(events), [asdict(e) for e in batch])
+
+
 class AnalyticsRecorder:
     """Queues events and writes them in batches; survives a database that comes and goes."""
 
@@ -185,8 +192,7 @@ class AnalyticsRecorder:
             while self._buffer:
                 batch = [self._buffer[i] for i in range(min(self.batch_size, len(self._buffer)))]
                 try:
-                    async with self.engine.begin() as conn:
-                        await conn.execute(insert(events), [asdict(e) for e in batch])
+                    await db_work.write(self.engine, functools.partial(_insert, batch))
                 except (SQLAlchemyError, OSError) as exc:
                     if self.healthy:
                         logger.warning(

@@ -31,12 +31,12 @@ def create_engine(url: str) -> AsyncEngine:
     """An async engine; SQLite gets a busy timeout so short write bursts wait instead of failing."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 15})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers go on while a turn writes, and NORMAL syncs at checkpoints instead
     # of every commit: the embedded default then keeps up with a busy pilot, and a crash
     # loses at most the last commits, never the file.

@@ -41,6 +41,7 @@ infinities are refused so the text stays valid JSON.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -52,8 +53,10 @@ from typing import Any
 from botbuilder.core import Storage
 from sqlalchemy import Column, DateTime, String, Table, Text, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot import db_work
 from bot.db import metadata
 
 logger = logging.getLogger(__name__)
@@ -191,16 +194,12 @@ class SqlStorage(Storage):
         if not keys:
             return {}
         hashes = {key_hash(key): key for key in keys}
-        query = select(bot_state.c.key_hash, bot_state.c.document, bot_state.c.etag).where(
-            bot_state.c.key_hash.in_(list(hashes))
-        )
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await db_work.read(self._engine, functools.partial(_select, list(hashes)))
         items: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            document = json.loads(row.document)
-            document["e_tag"] = row.etag
-            items[hashes[row.key_hash]] = document
+        for row_hash, document_text, etag in rows:
+            document = json.loads(document_text)
+            document["e_tag"] = etag
+            items[hashes[row_hash]] = document
         return items
 
     async def write(self, changes: Mapping[str, Any] | None) -> None:
@@ -215,85 +214,96 @@ class SqlStorage(Storage):
             if etag == "":
                 raise ValueError(f"storage item {key!r} has an empty e_tag; use None or '*'")
             prepared.append((key, _serialise(key, item), etag))
-        async with self._engine.begin() as conn:
-            for key, document, etag in prepared:
-                if etag is None or etag == "*":
-                    await self._upsert(conn, key, document)
-                elif etag == NEW_ITEM:
-                    await self._insert_new(conn, key, document)
-                else:
-                    await self._compare_and_set(conn, key, document, str(etag))
+        await db_work.write(self._engine, functools.partial(_write_items, prepared))
 
     async def delete(self, keys: Iterable[str]) -> None:
         """Remove the items for ``keys``; keys that do not exist are ignored."""
         hashes = [key_hash(key) for key in keys or ()]
         if not hashes:
             return
-        async with self._engine.begin() as conn:
-            await conn.execute(delete(bot_state).where(bot_state.c.key_hash.in_(hashes)))
-
-    async def _upsert(self, conn: AsyncConnection, key: str, document: str) -> None:
-        """Write unconditionally; atomic even when two replicas create the key at once."""
-        values = {
-            "key_hash": key_hash(key),
-            "key": _readable_key(key),
-            "document": document,
-            "etag": _new_etag(),
-            "updated_at": datetime.now(UTC),
-        }
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(bot_state).values(values)
-        statement = statement.on_conflict_do_update(
-            index_elements=[bot_state.c.key_hash],
-            set_={
-                name: statement.excluded[name] for name in ("key", "document", "etag", "updated_at")
-            },
+        await db_work.write(
+            self._engine,
+            lambda conn: conn.execute(delete(bot_state).where(bot_state.c.key_hash.in_(hashes))),
         )
-        await conn.execute(statement)
 
-    async def _insert_new(self, conn: AsyncConnection, key: str, document: str) -> None:
-        """Create the item only if it does not exist yet; else raise the conflict."""
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        statement = (
-            dialect.insert(bot_state)
-            .values(
-                key_hash=key_hash(key),
-                key=_readable_key(key),
-                document=document,
-                etag=_new_etag(),
-                updated_at=datetime.now(UTC),
-            )
-            .on_conflict_do_nothing(index_elements=[bot_state.c.key_hash])
-        )
-        if (await conn.execute(statement)).rowcount == 1:
-            return
-        actual = (
-            await conn.execute(
-                select(bot_state.c.etag).where(bot_state.c.key_hash == key_hash(key))
-            )
-        ).scalar_one_or_none()
-        raise StorageConflictError(key, NEW_ITEM, actual)
 
-    async def _compare_and_set(
-        self, conn: AsyncConnection, key: str, document: str, expected: str
-    ) -> None:
-        """Write only if the stored eTag is still ``expected``; else raise the conflict."""
-        result = await conn.execute(
-            update(bot_state)
-            .where(bot_state.c.key_hash == key_hash(key), bot_state.c.etag == expected)
-            .values(document=document, etag=_new_etag(), updated_at=datetime.now(UTC))
+# The statements, as plain functions of a synchronous connection: db_work runs them on
+# SQLite's own threads or through the async engine's run_sync, whichever the database wants.
+
+
+def _select(hashes: list[str], conn: Connection) -> list[tuple[str, str, str]]:
+    query = select(bot_state.c.key_hash, bot_state.c.document, bot_state.c.etag).where(
+        bot_state.c.key_hash.in_(hashes)
+    )
+    return [tuple(row) for row in conn.execute(query).all()]
+
+
+def _write_items(prepared: list[tuple[str, str, Any]], conn: Connection) -> None:
+    for key, document, etag in prepared:
+        if etag is None or etag == "*":
+            _upsert(conn, key, document)
+        elif etag == NEW_ITEM:
+            _insert_new(conn, key, document)
+        else:
+            _compare_and_set(conn, key, document, str(etag))
+
+
+def _upsert(conn: Connection, key: str, document: str) -> None:
+    """Write unconditionally; atomic even when two replicas create the key at once."""
+    values = {
+        "key_hash": key_hash(key),
+        "key": _readable_key(key),
+        "document": document,
+        "etag": _new_etag(),
+        "updated_at": datetime.now(UTC),
+    }
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(bot_state).values(values)
+    statement = statement.on_conflict_do_update(
+        index_elements=[bot_state.c.key_hash],
+        set_={name: statement.excluded[name] for name in ("key", "document", "etag", "updated_at")},
+    )
+    conn.execute(statement)
+
+
+def _insert_new(conn: Connection, key: str, document: str) -> None:
+    """Create the item only if it does not exist yet; else raise the conflict."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(bot_state)
+        .values(
+            key_hash=key_hash(key),
+            key=_readable_key(key),
+            document=document,
+            etag=_new_etag(),
+            updated_at=datetime.now(UTC),
         )
-        if result.rowcount == 1:
-            return
-        # Lost the race (or the item was deleted). Read what is there for the message only;
-        # the decision was made atomically by the UPDATE above.
-        actual = (
-            await conn.execute(
-                select(bot_state.c.etag).where(bot_state.c.key_hash == key_hash(key))
-            )
-        ).scalar_one_or_none()
-        logger.debug("state write conflict on %s", key)
-        raise StorageConflictError(key, expected, actual)
+        .on_conflict_do_nothing(index_elements=[bot_state.c.key_hash])
+    )
+    if conn.execute(statement).rowcount == 1:
+        return
+    raise StorageConflictError(key, NEW_ITEM, _stored_etag(conn, key))
+
+
+def _compare_and_set(conn: Connection, key: str, document: str, expected: str) -> None:
+    """Write only if the stored eTag is still ``expected``; else raise the conflict."""
+    result = conn.execute(
+        update(bot_state)
+        .where(bot_state.c.key_hash == key_hash(key), bot_state.c.etag == expected)
+        .values(document=document, etag=_new_etag(), updated_at=datetime.now(UTC))
+    )
+    if result.rowcount == 1:
+        return
+    # Lost the race (or the item was deleted). Read what is there for the message only;
+    # the decision was made atomically by the UPDATE above.
+    logger.debug("state write conflict on %s", key)
+    raise StorageConflictError(key, expected, _stored_etag(conn, key))
+
+
+def _stored_etag(conn: Connection, key: str) -> str | None:
+    return conn.execute(
+        select(bot_state.c.etag).where(bot_state.c.key_hash == key_hash(key))
+    ).scalar_one_or_none()
 
 
 async def create_tables(engine: AsyncEngine) -> None:

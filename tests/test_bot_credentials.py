@@ -66,7 +66,7 @@ def factory_for(authority: Running, **overrides: Any) -> KollegaCredentialsFacto
 
 def _wire(client: TestClient, settings: Settings) -> None:
     """The app builds its channel with kollega's credentials factory, not the SDK's."""
-    inner = client.server.app[KOLLEGA].channel.authentication._inner
+    inner = client.server.app[KOLLEGA].channel.authentication.inner._inner
     assert isinstance(getattr(inner, "_credentials_factory", None), KollegaCredentialsFactory)
 
 

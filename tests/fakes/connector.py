@@ -22,6 +22,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: Any
+    peer: Any = None  # the caller's (host, port): one connection reused shows one port
 
 
 @dataclass
@@ -48,7 +49,13 @@ class FakeConnector:
     async def _send(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.requests.append(
-            RecordedRequest(request.method, request.path, dict(request.headers), body)
+            RecordedRequest(
+                request.method,
+                request.path,
+                dict(request.headers),
+                body,
+                request.transport.get_extra_info("peername") if request.transport else None,
+            )
         )
         if self.delay:
             await asyncio.sleep(self.delay)
