@@ -138,8 +138,12 @@ class KollegaBot(ActivityHandler):
         words = button_action(activity) or clean_text(activity)
         locale = locale_of(activity)
         # A button's code is not the user's words: keep the conversation's language.
+        knowledge = self.services.knowledge
         choice = self.languages.choose(
-            "" if is_action_code(words) else words, memory.get("language"), locale
+            "" if is_action_code(words) else words,
+            memory.get("language"),
+            locale,
+            knowledge.current.language_profile if knowledge.ready else None,
         )
         language = choice.language
         user = user_of(activity)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import date
 
+from knowledge.language_profile import LanguageProfile
 from knowledge.matching import Example, build_matcher
 from knowledge.models import Knowledge
 
@@ -49,4 +50,5 @@ def prepare(
         model_dir=model_dir or None,
         cache_dir=cache_dir or None,
     )
+    knowledge.language_profile = LanguageProfile.build(knowledge)
     return knowledge

@@ -112,6 +112,7 @@ class Knowledge:
     source: str = ""
     matcher: Any = None  # set by knowledge.index.prepare; the same one the bot and evaluate use
     access: Any = None  # knowledge.access.AccessRules from access.yaml; None = all see all
+    language_profile: Any = None  # knowledge.language_profile.LanguageProfile, set by prepare
 
     @cached_property
     def intents(self) -> dict[str, Intent]:
