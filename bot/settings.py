@@ -81,8 +81,8 @@ class Settings(BaseSettings):
         "sqlite+aiosqlite:///kollega.db", validation_alias=_alias("KOLLEGA_DATABASE_URL")
     )
     default_language: str = Field("nb", validation_alias=_alias("KOLLEGA_DEFAULT_LANGUAGE"))
-    # compact + the knowledge folder's own profile beats accurate without a locale hint and
-    # takes 15 MB instead of 233 MB (bench/README.md, "Language detection").
+    # compact + the knowledge folder's own profile beats accurate alone without a locale hint
+    # and takes 15 MB instead of 233 MB (bench/README.md, "Language detection").
     language_models: Literal["accurate", "compact"] = Field(
         "compact", validation_alias=_alias("KOLLEGA_LANGUAGE_MODELS")
     )

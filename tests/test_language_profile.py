@@ -94,3 +94,13 @@ def test_on_the_sample_test_phrases_it_makes_compact_at_least_as_good_as_accurat
 
     assert right(compact, True) > right(compact, False)
     assert right(compact, True) >= right(accurate, False)
+
+
+def test_markup_links_and_addresses_do_not_vote_for_english(profile: LanguageProfile) -> None:
+    guesser = LanguageGuesser("nb", SUPPORTED_LANGUAGES, compact=True)
+    for text in (
+        "<img src=x onerror=window.__pwned=5> hva er html",
+        "hva betyr https://intranett.example.org/login?redirect=window.location",
+        "hva skjer med e-posten til kari.nordmann@example.org",
+    ):
+        assert guesser.choose(text, None, "nb-NO", profile).language == "nb", text
