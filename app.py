@@ -29,6 +29,7 @@ from bot.analytics import AnalyticsRecorder, ConversationCounter
 from bot.audience import AudienceResolver
 from bot.audit import purge_older_than
 from bot.db import create_engine
+from bot.event_spool import spool_path
 from bot.kollega_bot import KollegaBot, turn_error_handler
 from bot.language import LanguageGuesser, warm_up
 from bot.limits import TurnLimiter
@@ -113,7 +114,11 @@ def create_app(settings: Settings | None = None) -> web.Application:
         ),
     )
     storage: Storage = MemoryStorage() if settings.state_storage == "memory" else SqlStorage(engine)
-    analytics = AnalyticsRecorder(engine, flush_seconds=settings.analytics_flush_seconds)
+    analytics = AnalyticsRecorder(
+        engine,
+        flush_seconds=settings.analytics_flush_seconds,
+        spool=spool_path(settings.analytics_spool, settings.database_url),
+    )
     metrics = Metrics()
     audiences = AudienceResolver(
         lambda: knowledge.current.access if knowledge.ready else None,

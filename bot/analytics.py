@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import db_work
 from bot.db import metadata
+from bot.event_spool import EventSpool
 from bot.privacy import scrub
 
 logger = logging.getLogger(__name__)
@@ -127,8 +128,9 @@ def make_event(
     )
 
 
-def _insert(batch: list[Event], conn: Connection) -> None:
-    conn.execute(insert(events), [asdict(e) for e in batch])
+def _insert(batches: list[list[Event]], conn: Connection) -> None:
+    for batch in batches:
+        conn.execute(insert(events), [asdict(e) for e in batch])
 
 
 class AnalyticsRecorder:
@@ -140,8 +142,10 @@ class AnalyticsRecorder:
         flush_seconds: float = 1.0,
         max_buffer: int = 50_000,
         batch_size: int = 500,
+        spool: str | None = None,
     ) -> None:
         self.engine = engine
+        self._spool = EventSpool(spool, Event) if spool else None
         self.flush_seconds = flush_seconds
         self.batch_size = batch_size
         self._buffer: deque[Event] = deque(maxlen=max_buffer)
@@ -156,6 +160,11 @@ class AnalyticsRecorder:
         if len(self._buffer) == self._buffer.maxlen:
             self.dropped += 1  # the oldest goes; counted so /metrics can show it
         self._buffer.append(event)
+        if self._spool is not None:
+            try:
+                self._spool.append(event)
+            except OSError as exc:  # a full disk must not fail the user's turn
+                logger.warning("analytics spool not written: %s", type(exc).__name__)
         if len(self._buffer) >= self.batch_size:
             self._wake.set()
 
@@ -164,6 +173,8 @@ class AnalyticsRecorder:
         return len(self._buffer)
 
     async def start(self) -> None:
+        if self._spool is not None:
+            self._buffer.extendleft(reversed(self._spool.load()))
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="analytics-writer")
 
@@ -184,31 +195,46 @@ class AnalyticsRecorder:
             self._task = None
             self._stopping = False
         await self.flush()
+        if self._spool is not None:
+            self._spool.close()
 
     async def flush(self) -> int:
-        """Write what is buffered; returns how many were written (0 when the database is down)."""
-        written = 0
+        """Write what is buffered; returns how many were written (0 when the database is down).
+
+        Everything pending goes in one transaction (in batches of ``batch_size`` rows), so
+        the spool can then be cut to exactly the events that arrived meanwhile.
+        """
         async with self._lock:
-            while self._buffer:
-                batch = [self._buffer[i] for i in range(min(self.batch_size, len(self._buffer)))]
+            pending = list(self._buffer)
+            if not pending:
+                return 0
+            dropped_before = self.dropped
+            batches = [
+                pending[i : i + self.batch_size] for i in range(0, len(pending), self.batch_size)
+            ]
+            try:
+                await db_work.write(self.engine, functools.partial(_insert, batches))
+            except (SQLAlchemyError, OSError) as exc:
+                if self.healthy:
+                    logger.warning(
+                        "analytics database unavailable (%s); keeping %d events buffered",
+                        type(exc).__name__,
+                        len(self._buffer),
+                    )
+                self.healthy = False
+                return 0
+            # a full buffer drops its oldest while we write: those were in `pending` already
+            for _ in range(max(0, len(pending) - (self.dropped - dropped_before))):
+                self._buffer.popleft()
+            if self._spool is not None:
                 try:
-                    await db_work.write(self.engine, functools.partial(_insert, batch))
-                except (SQLAlchemyError, OSError) as exc:
-                    if self.healthy:
-                        logger.warning(
-                            "analytics database unavailable (%s); keeping %d events buffered",
-                            type(exc).__name__,
-                            len(self._buffer),
-                        )
-                    self.healthy = False
-                    return written
-                for _ in batch:
-                    self._buffer.popleft()
-                written += len(batch)
-                if not self.healthy:
-                    logger.info("analytics database is back; buffered events written")
-                self.healthy = True
-        return written
+                    self._spool.rewrite(self._buffer)
+                except OSError as exc:
+                    logger.warning("analytics spool not cut: %s", type(exc).__name__)
+            if not self.healthy:
+                logger.info("analytics database is back; buffered events written")
+            self.healthy = True
+            return len(pending)
 
     async def _run(self) -> None:
         while not self._stopping:

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     analytics_flush_seconds: float = Field(
         1.0, gt=0, validation_alias=_alias("KOLLEGA_ANALYTICS_FLUSH_SECONDS")
     )
+    # Accepted analytics events on local disk until written, so a killed process loses none:
+    # "auto" = beside a SQLite file, off for a server database; "off"; or a path per replica.
+    analytics_spool: str = Field("auto", validation_alias=_alias("KOLLEGA_ANALYTICS_SPOOL"))
     # Shared by all replicas so the daily conversation-counting key is the same everywhere;
     # empty = a random key per process (fine for one replica).
     analytics_secret: str = Field("", validation_alias=_alias("KOLLEGA_ANALYTICS_SECRET"))
