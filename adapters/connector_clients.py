@@ -97,16 +97,16 @@ class ReusingAuthentication(BotFrameworkAuthentication):
     async def authenticate_request(
         self, activity: Activity, auth_header: str
     ) -> AuthenticateRequestResult:
-        result = await self.inner.authenticate_request(activity, auth_header)
-        result.connector_factory = self._reusing(
-            result.connector_factory, bot_app_id(result.claims_identity)
-        )
-        return result
+        return self._with_reuse(await self.inner.authenticate_request(activity, auth_header))
 
     async def authenticate_streaming_request(
         self, auth_header: str, channel_id_header: str
     ) -> AuthenticateRequestResult:
-        result = await self.inner.authenticate_streaming_request(auth_header, channel_id_header)
+        return self._with_reuse(
+            await self.inner.authenticate_streaming_request(auth_header, channel_id_header)
+        )
+
+    def _with_reuse(self, result: AuthenticateRequestResult) -> AuthenticateRequestResult:
         result.connector_factory = self._reusing(
             result.connector_factory, bot_app_id(result.claims_identity)
         )
