@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot import db_work
 from bot.analytics import events
 from bot.periodic import run_periodically
 
@@ -60,9 +61,14 @@ async def delete_older_than(engine: AsyncEngine, days: int, now: datetime | None
     if days < 1:
         raise ValueError("retention must keep at least one day")
     cutoff = as_utc(now or datetime.now(UTC)) - timedelta(days=days)
-    async with engine.begin() as conn:
-        result = await conn.execute(delete(events).where(events.c.occurred_at < cutoff))
-    deleted = int(result.rowcount or 0)
+    # Through db_work: on SQLite a large purge must queue with the turns' writes, not
+    # race them for the file's write lock.
+    deleted = await db_work.write(
+        engine,
+        lambda conn: int(
+            conn.execute(delete(events).where(events.c.occurred_at < cutoff)).rowcount or 0
+        ),
+    )
     if deleted:
         logger.info("retention: deleted %d analytics events older than %d days", deleted, days)
     return deleted
@@ -71,11 +77,15 @@ async def delete_older_than(engine: AsyncEngine, days: int, now: datetime | None
 async def delete_day(engine: AsyncEngine, day: date, zone: tzinfo) -> int:
     """Delete one local day's events (an owner's request); returns how many."""
     start, end = day_bounds(day, zone)
-    async with engine.begin() as conn:
-        result = await conn.execute(
-            delete(events).where(events.c.occurred_at >= start, events.c.occurred_at < end)
-        )
-    deleted = int(result.rowcount or 0)
+    deleted = await db_work.write(
+        engine,
+        lambda conn: int(
+            conn.execute(
+                delete(events).where(events.c.occurred_at >= start, events.c.occurred_at < end)
+            ).rowcount
+            or 0
+        ),
+    )
     logger.info("deleted %d analytics events of %s on request", deleted, day.isoformat())
     return deleted
 
