@@ -25,10 +25,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.db import sqlite_pragmas
+from bot.db import create_sync_sqlite_engine, sqlite_file
 
 T = TypeVar("T")
 Work = Callable[[Connection], T]
@@ -36,19 +36,11 @@ Work = Callable[[Connection], T]
 _threads: weakref.WeakKeyDictionary[Any, SqliteThreads] = weakref.WeakKeyDictionary()
 
 
-def file_backed_sqlite(engine: AsyncEngine) -> bool:
-    """True for a SQLite database in a file (an in-memory one lives in one connection only)."""
-    database = engine.url.database or ""
-    return engine.dialect.name == "sqlite" and database not in ("", ":memory:")
-
-
 class SqliteThreads:
     """A synchronous engine on the async engine's SQLite file, and the threads that use it."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        url = engine.url.set(drivername="sqlite")
-        self._sync: Engine = create_engine(url, connect_args={"timeout": 15})
-        event.listen(self._sync, "connect", sqlite_pragmas)
+        self._sync: Engine = create_sync_sqlite_engine(engine)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="kollega-sqlite-write")
         self._readers = ThreadPoolExecutor(2, thread_name_prefix="kollega-sqlite-read")
 
@@ -78,7 +70,8 @@ class SqliteThreads:
 
 
 def _threads_for(engine: AsyncEngine) -> SqliteThreads | None:
-    if not file_backed_sqlite(engine):
+    # an in-memory database lives in one connection only: it stays on the async engine
+    if sqlite_file(engine.url) is None:
         return None
     threads = _threads.get(engine.sync_engine)
     if threads is None:

@@ -22,6 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from bot.db import sqlite_file
+
 logger = logging.getLogger(__name__)
 
 
@@ -86,9 +88,5 @@ def spool_path(setting: str, database_url: str) -> str | None:
         return None
     if setting != "auto":
         return setting
-    from sqlalchemy.engine import make_url
-
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        return f"{url.database}.analytics-spool"
-    return None
+    database = sqlite_file(database_url)
+    return f"{database}.analytics-spool" if database else None

